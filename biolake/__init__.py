@@ -1,0 +1,59 @@
+"""biolake: findable, versioned, traceable data for biology and ML labs.
+
+Import it as ``import biolake as ln``. Importing does nothing else: no database is opened and no
+heavy library is loaded until a registry or function is first used.
+
+Example::
+
+    import biolake as ln
+    ln.setup.init(storage="./mydata")
+    ln.User.filter(handle="alice").first()
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> the module that defines it; resolved on first access (PEP 562).
+_LAZY = {
+    "Registry": "biolake.registries.base",
+    "QuerySet": "biolake.query",
+    "User": "biolake.registries.user",
+    "Project": "biolake.registries.project",
+    "Run": "biolake.registries.run",
+    "Transform": "biolake.registries.transform",
+    "errors": "biolake.errors",
+    "save": "biolake.bulk",
+    "settings": "biolake.setup",
+    "setup": "biolake.setup",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+if TYPE_CHECKING:
+    from biolake import errors, setup
+    from biolake.bulk import save
+    from biolake.query import QuerySet
+    from biolake.registries.base import Registry
+    from biolake.registries.project import Project
+    from biolake.registries.run import Run
+    from biolake.registries.transform import Transform
+    from biolake.registries.user import User
+    from biolake.setup import settings
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'biolake' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,187 @@
+"""Engine and session per instance; the only module that knows SQL dialects apart.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout. Reads run in autocommit mode
+(each statement sees the latest committed data); writes open ``BEGIN IMMEDIATE`` so that several
+processes writing at once queue up on the lock instead of failing on a read-to-write upgrade.
+PostgreSQL uses READ COMMITTED; reads end their transaction right away so no connection idles in
+a transaction that holds locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Float,
+    String,
+    case,
+    cast,
+    create_engine,
+    event,
+    func,
+    literal,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from biolake.errors import InstanceError
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Driver-level autocommit: we emit BEGIN ourselves (see Database.write), so plain reads
+    # never hold a snapshot open and writes take the lock up front.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    for pragma in (
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",  # first: switching to WAL may wait for a lock
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "case_sensitive_like=ON",  # `contains` is case-sensitive; `icontains` lowercases both
+        "temp_store=MEMORY",
+        "cache_size=-65536",  # 64 MiB page cache
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for a ``sqlite:///`` or ``postgresql://`` URL."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if not url.startswith("postgresql+psycopg://"):
+        raise InstanceError(
+            f"Unsupported database URL {url!r}: use a postgresql://user@host:port/dbname URL, "
+            "or leave `db` unset for a SQLite database inside the storage folder."
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise InstanceError(
+            "PostgreSQL support needs the driver: pip install 'biolake[postgres]'"
+        ) from exc
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+
+
+class Database:
+    """One database: its engine and the session that registry objects live in."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def check_connection(self) -> None:
+        """Open one connection, turning driver errors into an error that says what to do."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            raise InstanceError(
+                f"Cannot reach the database {self.safe_url}: {exc.orig}. Check that the server "
+                "runs and that the URL (host, port, database name, user) is right."
+            ) from exc
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without a password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction; nested calls join the outer one.
+
+        Everything done inside commits together or not at all: on an error the transaction
+        rolls back and the objects added in it are detached again.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.session
+                finally:
+                    self._depth -= 1
+                return
+            session = self.session
+            if session.in_transaction():
+                session.commit()  # end a read transaction; nothing is pending outside write()
+            conn = session.connection()
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                self._depth = 0
+
+    @property
+    def in_write(self) -> bool:
+        return self._depth > 0
+
+    def end_read(self) -> None:
+        """Close the implicit read transaction (PostgreSQL), unless a write is under way."""
+        if not self._depth and not self.is_sqlite and self.session.in_transaction():
+            self.session.commit()
+
+    def dispose(self) -> None:
+        self.session.close()
+        self.engine.dispose()
+
+
+# --- JSON paths -------------------------------------------------------------------------------
+# A lookup on a JSON column (``params__a__b=1``) compares the value at a key path. The value's
+# Python type chooses the comparison: numbers compare as numbers, strings as text, booleans as
+# booleans; a stored value of another JSON type never matches (and never raises a cast error).
+
+
+def json_value(
+    column: ColumnElement[Any], path: Sequence[str], kind: str, dialect: str
+) -> ColumnElement[Any]:
+    """The value at ``path`` in a JSON ``column`` as SQL of ``kind`` (number, text, bool, any)."""
+    if dialect == "sqlite":
+        json_path = "$" + "".join(f'."{p}"' for p in path)
+        jtype = func.json_type(column, json_path)
+        extracted = func.json_extract(column, json_path)
+        if kind == "number":
+            return case((jtype.in_(["integer", "real"]), extracted))
+        if kind == "text":
+            return case((jtype == "text", extracted))
+        if kind == "bool":
+            return case((jtype == "true", literal(True)), (jtype == "false", literal(False)))
+        return case((jtype.is_not(None) & (jtype != "null"), literal(1)))
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    pg_path = literal(list(path), ARRAY(String))
+    node = column.op("#>")(pg_path)
+    text = column.op("#>>")(pg_path)
+    jtype = func.jsonb_typeof(node)
+    if kind == "number":
+        return case((jtype == "number", cast(text, Float)))
+    if kind == "text":
+        return case((jtype == "string", cast(text, String)))
+    if kind == "bool":
+        return case((jtype == "boolean", cast(text, Boolean)))
+    return case((jtype.is_not(None) & (jtype != "null"), literal(1)))

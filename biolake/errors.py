@@ -1,0 +1,67 @@
+"""The biolake exception tree.
+
+Every error biolake raises on purpose derives from :class:`BiolakeError`, and each class also
+derives from the builtin exception it refines, so ``except ValueError`` keeps working::
+
+    BiolakeError
+    ├── ObjectDoesNotExist (LookupError)      every ``Registry.DoesNotExist`` subclasses it
+    ├── MultipleResultsFound (LookupError)
+    ├── ValidationError (ValueError)          a value or a definition is invalid
+    ├── InvalidArgument (ValueError)          a call's arguments are invalid (e.g. unknown field)
+    ├── InstanceError (RuntimeError)          an instance cannot be created, found or opened
+    │   └── InstanceNotFound (LookupError)
+    ├── IntegrityError (RuntimeError)         the database refused a write (e.g. a duplicate)
+    └── StorageError (OSError)                stored bytes cannot be written or read
+
+Messages name the bad value and say what to do next; unknown names suggest close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BiolakeError(Exception):
+    """Root of every error raised by biolake."""
+
+
+class ObjectDoesNotExist(BiolakeError, LookupError):
+    """A query expected one row and found none."""
+
+
+class MultipleResultsFound(BiolakeError, LookupError):
+    """A query expected one row and found several."""
+
+
+class ValidationError(BiolakeError, ValueError):
+    """A value or a definition is invalid."""
+
+
+class InvalidArgument(BiolakeError, ValueError):
+    """The arguments of a call are invalid."""
+
+
+class InstanceError(BiolakeError, RuntimeError):
+    """An instance cannot be created, connected to or migrated."""
+
+
+class InstanceNotFound(InstanceError, LookupError):
+    """No instance exists at the given location or under the given name."""
+
+
+class IntegrityError(BiolakeError, RuntimeError):
+    """The database refused a write, for example a duplicate of a unique value."""
+
+
+class StorageError(BiolakeError, OSError):
+    """Stored bytes could not be written, read or deleted."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for close matches of ``name``, or ``""``."""
+    matches = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    if not matches:
+        return ""
+    quoted = ", ".join(repr(m) for m in matches)
+    return f" Did you mean {quoted}?"

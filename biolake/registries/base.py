@@ -1,0 +1,207 @@
+"""The base every registry derives from: identity, timestamps, creator, save/delete, queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import string
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from sqlalchemy import ForeignKey, String, inspect
+from sqlalchemy.orm import (
+    Mapped,
+    Session,
+    declared_attr,
+    mapped_column,
+    object_session,
+    relationship,
+)
+
+from biolake.errors import MultipleResultsFound, ObjectDoesNotExist
+from biolake.schema.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from biolake.instance import Instance
+    from biolake.query import QuerySet
+    from biolake.registries.user import User
+
+UID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_uid(length: int) -> str:
+    return "".join(secrets.choice(UID_ALPHABET) for _ in range(length))
+
+
+class Registry(Base):
+    """A table of biolake objects; subclasses are the public registries (``ln.Artifact`` …)."""
+
+    __abstract__ = True
+    _uid_length: ClassVar[int] = 12
+    # Filters applied unless the caller filters on the same field (trash is hidden by default).
+    _default_filters: ClassVar[dict[str, Any]] = {"visibility": "default"}
+    # Fields shown first by repr and describe; the rest follow in column order.
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
+    # Other names filter() accepts for a field, e.g. Transform's ``name`` for ``key``.
+    _field_aliases: ClassVar[dict[str, str]] = {}
+
+    DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
+    MultipleResultsFound: ClassVar[type[MultipleResultsFound]]
+
+    # sort_order: identity first, bookkeeping last, in tables and DataFrames.
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-10)
+    uid: Mapped[str] = mapped_column(String(20), unique=True, sort_order=-9)
+    visibility: Mapped[str] = mapped_column(
+        String(8), default="default", index=True, sort_order=10
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, sort_order=11)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__name__
+        cls.DoesNotExist = type(
+            "DoesNotExist", (ObjectDoesNotExist,), {"__qualname__": f"{name}.DoesNotExist"}
+        )
+        cls.MultipleResultsFound = type(
+            "MultipleResultsFound",
+            (MultipleResultsFound,),
+            {"__qualname__": f"{name}.MultipleResultsFound"},
+        )
+
+    # --- queries -------------------------------------------------------------------------------
+
+    @classmethod
+    def objects(cls, instance: Instance | None = None) -> QuerySet[Self]:
+        """All rows (trash hidden) of the current instance, or of ``instance``."""
+        from biolake.query import QuerySet
+
+        return QuerySet(cls, instance)
+
+    @classmethod
+    def filter(cls, *queries: Any, **lookups: Any) -> QuerySet[Self]:
+        """Rows matching Django-style lookups: ``ln.Artifact.filter(suffix=".csv")``."""
+        return cls.objects().filter(*queries, **lookups)
+
+    @classmethod
+    def exclude(cls, **lookups: Any) -> QuerySet[Self]:
+        """Rows not matching the lookups."""
+        return cls.objects().exclude(**lookups)
+
+    @classmethod
+    def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
+        """Exactly one row, by uid (or a unique uid prefix) or by lookups.
+
+        Example: ``ln.User.get(handle="alice")``. Raises ``DoesNotExist`` or
+        ``MultipleResultsFound`` with the filter in the message.
+        """
+        return cls.objects().get(uid, **lookups)
+
+    # Hooks of the query layer; registries with features override them.
+
+    @classmethod
+    def _resolve_extra(cls, entity: Any, parts: list[str], value: Any, dialect: str) -> Any:
+        """A condition for a key that is not a field (e.g. a feature name), or None."""
+        return None
+
+    @classmethod
+    def _filter_names(cls) -> list[str]:
+        """Every name ``filter`` accepts as the first part of a key (for suggestions)."""
+        mapper = inspect(cls)
+        return [*mapper.column_attrs.keys(), *mapper.relationships.keys()]
+
+    @classmethod
+    def _uid_condition(cls, uid: str) -> Any:
+        """Match a full uid exactly, a shorter one as a prefix."""
+        if len(uid) >= cls._uid_length:
+            return cls.uid == uid
+        return cls.uid.startswith(uid, autoescape=True)
+
+    @classmethod
+    def _include_in_dataframe(cls, queryset: QuerySet[Any], df: Any, include: Any) -> Any:
+        from biolake.errors import InvalidArgument
+
+        raise InvalidArgument(f"{cls.__name__}.to_dataframe() takes no include={include!r}.")
+
+    # --- instance & session --------------------------------------------------------------------
+
+    @property
+    def _instance(self) -> Instance:
+        session = object_session(self)
+        if session is not None:
+            return session.info["instance"]  # type: ignore[no-any-return]
+        from biolake.setup import current_instance
+
+        return current_instance()
+
+    def save(self) -> Self:
+        """Insert or update this row in one transaction and return it."""
+        instance = self._instance
+        with instance.db.write() as session:
+            self._before_save(instance)
+            session.add(self)
+            session.flush()
+        return self
+
+    @classmethod
+    def _save_many(cls, instance: Instance, session: Session, objects: list[Any]) -> None:
+        """Save a batch inside the caller's transaction; the ORM batches the INSERTs."""
+        for obj in objects:
+            obj._before_save(instance)
+        session.add_all(objects)
+        session.flush()
+
+    def _before_save(self, instance: Instance) -> None:
+        """Fill defaults that need the instance (uid, creator); subclasses extend it."""
+        if not self.uid:
+            self.uid = new_uid(self._uid_length)
+        if hasattr(self, "created_by_id") and self.created_by_id is None:
+            self.created_by_id = instance.user_id
+
+    def delete(self, permanent: bool = False) -> None:
+        """Move the row to the trash, or remove it for good with ``permanent=True``."""
+        instance = self._instance
+        with instance.db.write() as session:
+            if permanent:
+                session.delete(self)
+            else:
+                self.visibility = "trash"
+            session.flush()
+
+    def restore(self) -> Self:
+        """Bring a trashed row back."""
+        with self._instance.db.write() as session:
+            self.visibility = "default"
+            session.flush()
+        return self
+
+    # --- display -------------------------------------------------------------------------------
+
+    @classmethod
+    def _field_names(cls) -> list[str]:
+        return [c.key for c in inspect(cls).column_attrs]
+
+    def __repr__(self) -> str:
+        names = list(self._repr_fields) + [
+            n for n in self._field_names() if n not in self._repr_fields and n != "id"
+        ]
+        parts = []
+        for name in names:
+            value = getattr(self, name, None)
+            if value is None or name == "visibility" and value == "default":
+                continue
+            if isinstance(value, dt.datetime):
+                value = value.isoformat(timespec="seconds")
+            text = repr(value)
+            parts.append(f"{name}={text if len(text) <= 60 else text[:57] + '...'}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class CreatedBy:
+    """Mixin: the user who created the row."""
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("users.id"), index=True, sort_order=12)
+
+    @declared_attr
+    def created_by(cls) -> Mapped[User]:
+        return relationship("User", foreign_keys=[cls.created_by_id])  # type: ignore[list-item]

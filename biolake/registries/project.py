@@ -1,0 +1,35 @@
+"""Projects group artifacts and runs."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from biolake.registries.base import CreatedBy, Registry
+from biolake.schema.base import Base
+
+
+class Project(CreatedBy, Registry):
+    """A named project, e.g. ``ln.Project(name="Cancer Drug Screen 2025").save()``."""
+
+    __tablename__ = "projects"
+    _repr_fields = ("uid", "name")
+
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+
+    def __init__(self, *, name: str, description: str | None = None) -> None:
+        super().__init__(name=name, description=description)
+
+
+def link_table(name: str, left: str, right: str) -> Table:
+    """A many-to-many link table between ``left`` and ``right`` tables (ids, both indexed)."""
+    left_col, right_col = f"{left[:-1]}_id", f"{right[:-1]}_id"
+    if left_col == right_col:
+        left_col, right_col = f"from_{left_col}", f"to_{right_col}"
+    return Table(
+        name,
+        Base.metadata,
+        Column(left_col, ForeignKey(f"{left}.id", ondelete="CASCADE"), primary_key=True),
+        Column(right_col, ForeignKey(f"{right}.id", ondelete="CASCADE"), primary_key=True, index=True),
+    )

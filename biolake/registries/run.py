@@ -1,0 +1,50 @@
+"""Runs: one execution of a transform, with params, environment and inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from biolake.registries.base import CreatedBy, Registry
+from biolake.registries.project import Project, link_table
+from biolake.schema.base import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from biolake.registries.transform import Transform
+
+run_projects = link_table("run_projects", "runs", "projects")
+
+
+class Run(CreatedBy, Registry):
+    """One execution of a transform: ``ln.Run.filter(params__learning_rate=0.01)``."""
+
+    __tablename__ = "runs"
+    _uid_length: ClassVar[int] = 16
+    _repr_fields = ("uid", "transform_id", "status", "started_at")
+    _field_aliases: ClassVar[dict[str, str]] = {"project": "projects"}
+
+    transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"), index=True)
+    params: Mapped[dict[str, Any] | None]
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="started")
+    environment: Mapped[dict[str, Any] | None]
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    report: Mapped[str | None] = mapped_column(Text)
+    initiated_by_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+
+    transform: Mapped[Transform] = relationship(back_populates="runs")
+    projects: Mapped[list[Project]] = relationship(secondary=run_projects)
+    initiated_by_run: Mapped[Run | None] = relationship(remote_side="Run.id")
+
+    def __init__(
+        self,
+        *,
+        transform: Transform,
+        params: dict[str, Any] | None = None,
+        initiated_by_run: Run | None = None,
+    ) -> None:
+        super().__init__(transform=transform, params=params, initiated_by_run=initiated_by_run)

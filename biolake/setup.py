@@ -1,0 +1,261 @@
+"""Create, connect and choose instances.
+
+``init(storage=...)`` creates an instance (a storage folder plus a database) and connects it;
+``connect(path_or_name)`` opens an existing one; ``settings`` tells what is current. A process
+picks its instance from ``BIOLAKE_INSTANCE=<storage root>`` when set, so subprocesses and array
+jobs share one; with nothing configured, the first use creates a default instance in the user's
+data folder (``BIOLAKE_HOME`` overrides that folder).
+
+Example::
+
+    import biolake as ln
+    ln.setup.init(storage="./mydata")
+    ln.settings.instance
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from biolake.errors import InstanceError, InstanceNotFound, did_you_mean
+from biolake.instance import META_DIR, Instance, config_path, read_config
+
+if TYPE_CHECKING:
+    from biolake.registries.user import User
+
+_current: Instance | None = None
+_open: dict[Path, Instance] = {}
+_lock = threading.RLock()
+
+
+def home() -> Path:
+    """Where biolake keeps the default instance and the index of instance names."""
+    explicit = os.environ.get("BIOLAKE_HOME")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("biolake"))
+
+
+def _log(message: str) -> None:
+    from biolake._logging import logger
+
+    logger.info(message)
+
+
+# --- init & connect ---------------------------------------------------------------------------
+
+
+def init(storage: str | os.PathLike[str] = "./mydata", db: str | None = None, name: str | None = None) -> Instance:
+    """Create an instance at the ``storage`` folder and connect to it.
+
+    ``db`` is None for a SQLite file inside ``<storage>/.biolake/``, or a ``postgresql://`` URL.
+    Running ``init`` again on an existing instance with the same settings just connects.
+    """
+    root = Path(storage).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise InstanceError(
+            f"Cannot create an instance at {root}: it is a file. Pass a folder path "
+            "(it is created if missing), e.g. ln.setup.init(storage='./mydata')."
+        )
+    if db is not None and not db.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise InstanceError(
+            f"Unsupported db {db!r}: pass a postgresql://user@host:port/dbname URL, or leave "
+            "db unset for SQLite inside the storage folder."
+        )
+    if config_path(root).exists():
+        existing = read_config(root)
+        if existing.get("db") != db or (name is not None and existing["name"] != name):
+            raise InstanceError(
+                f"{root} already holds the instance {existing['name']!r} "
+                f"(db={existing.get('db') or 'sqlite'}): connect to it with "
+                f"ln.setup.connect({str(root)!r}), or choose another folder."
+            )
+        return connect(root)
+    config = {"name": name or root.name, "db": db}
+    instance = _open_new(root, config)
+    _register_name(config["name"], root)
+    _log(f"created instance {config['name']!r} at {root}")
+    return instance
+
+
+def _open_new(root: Path, config: dict[str, Any]) -> Instance:
+    (root / META_DIR).mkdir(parents=True, exist_ok=True)
+    instance = Instance(root, config)
+    try:
+        if config["db"]:
+            instance.db.check_connection()
+        from biolake.schema.migrate import ensure_schema
+
+        ensure_schema(instance.db, root / META_DIR / "migrate.lock")
+    except BaseException:
+        instance.close()
+        raise
+    _write_config(root, config)
+    return _set_current(root, instance)
+
+
+def _write_config(root: Path, config: dict[str, Any]) -> None:
+    # Write-then-rename: a concurrent reader never sees half a file.
+    path = config_path(root)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def connect(path_or_name: str | os.PathLike[str]) -> Instance:
+    """Open an existing instance by storage folder or by name and make it current."""
+    root = _find_root(path_or_name)
+    with _lock:
+        if root in _open:
+            return _set_current(root, _open[root])
+        config = read_config(root)
+        instance = Instance(root, config)
+        try:
+            if config.get("db"):
+                instance.db.check_connection()
+            from biolake.schema.migrate import ensure_schema
+
+            ensure_schema(instance.db, root / META_DIR / "migrate.lock")
+        except BaseException:
+            instance.close()
+            raise
+        return _set_current(root, instance)
+
+
+def _find_root(path_or_name: str | os.PathLike[str]) -> Path:
+    candidate = Path(path_or_name).expanduser()
+    if config_path(candidate.resolve()).exists():
+        return candidate.resolve()
+    names = _read_names()
+    if str(path_or_name) in names:
+        root = Path(names[str(path_or_name)])
+        if config_path(root).exists():
+            return root
+        raise InstanceNotFound(
+            f"The instance {path_or_name!r} was registered at {root}, but no instance is there "
+            "any more. Run ln.setup.init(storage=...) to create it again."
+        )
+    hint = did_you_mean(str(path_or_name), names)
+    raise InstanceNotFound(
+        f"No instance at {path_or_name!r}: it is neither a storage folder with an instance nor "
+        f"a known instance name.{hint} Create one with "
+        f"ln.setup.init(storage={str(path_or_name)!r})."
+    )
+
+
+def _set_current(root: Path, instance: Instance) -> Instance:
+    global _current
+    with _lock:
+        _open[root] = instance
+        _current = instance
+    return instance
+
+
+def close() -> None:
+    """Close every open instance (the next use connects again)."""
+    global _current
+    with _lock:
+        for instance in _open.values():
+            instance.close()
+        _open.clear()
+        _current = None
+
+
+# --- which instance is current ----------------------------------------------------------------
+
+
+def current_instance() -> Instance:
+    """The current instance: connected, else ``BIOLAKE_INSTANCE``, else the default instance."""
+    if _current is not None:
+        return _current
+    with _lock:
+        if _current is not None:
+            return _current
+        env = os.environ.get("BIOLAKE_INSTANCE")
+        if env is not None:
+            return _connect_env(env)
+        default = home() / "default"
+        if config_path(default).exists():
+            return connect(default)
+        instance = init(storage=default, name="default")
+        _log(f"using the default instance at {default} (set BIOLAKE_INSTANCE to choose another)")
+        return instance
+
+
+def _connect_env(value: str) -> Instance:
+    root = Path(value).expanduser()
+    if not value.strip() or not root.is_absolute() and not root.exists():
+        raise InstanceError(
+            f"BIOLAKE_INSTANCE={value!r} is not a storage folder path. Set it to the folder of an "
+            "instance, e.g. BIOLAKE_INSTANCE=/data/lab, or unset it to use the default instance."
+        )
+    if not config_path(root.resolve()).exists():
+        raise InstanceNotFound(
+            f"BIOLAKE_INSTANCE={value!r}: no instance there. Create it first with "
+            f"`biolake init --storage {value}`, or fix the path."
+        )
+    return connect(root)
+
+
+# --- the instance index -----------------------------------------------------------------------
+
+
+def _names_file() -> Path:
+    return home() / "instances.json"
+
+
+def _read_names() -> dict[str, str]:
+    try:
+        return json.loads(_names_file().read_text())  # type: ignore[no-any-return]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _register_name(name: str, root: Path) -> None:
+    from filelock import FileLock
+
+    path = _names_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        names = _read_names()
+        names[name] = str(root)
+        tmp = path.with_name(f"instances.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(names, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+class Settings:
+    """What is current: ``ln.settings.instance``, ``.storage``, ``.user``."""
+
+    @property
+    def instance(self) -> Instance:
+        return current_instance()
+
+    @property
+    def storage(self) -> Path:
+        return current_instance().root
+
+    @property
+    def user(self) -> User:
+        return current_instance().user
+
+    def __repr__(self) -> str:
+        if _current is None:
+            return "Settings(no instance connected yet)"
+        inst = _current
+        return (
+            f"Settings(instance={inst.name!r}, storage='{inst.root}', "
+            f"db='{inst.db.safe_url}')"
+        )
+
+
+settings = Settings()
