@@ -19,7 +19,9 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it; resolved on first access (PEP 562).
 _LAZY = {
+    "Artifact": "biolake.registries.artifact",
     "Registry": "biolake.registries.base",
+    "Storage": "biolake.registries.storage",
     "QuerySet": "biolake.query",
     "User": "biolake.registries.user",
     "Project": "biolake.registries.project",
@@ -37,7 +39,9 @@ if TYPE_CHECKING:
     from biolake import errors, setup
     from biolake.bulk import save
     from biolake.query import QuerySet
+    from biolake.registries.artifact import Artifact
     from biolake.registries.base import Registry
+    from biolake.registries.storage import Storage
     from biolake.registries.project import Project
     from biolake.registries.run import Run
     from biolake.registries.transform import Transform

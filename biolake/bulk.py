@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,7 +18,10 @@ def save(objects: Iterable[R]) -> list[R]:
     """Save every object in one transaction: all of them are stored, or none.
 
     Registries may prepare their objects in bulk first (artifacts store their bytes in
-    parallel). Example: ``ln.save([ln.User(handle=h) for h in ["a", "b"]])``.
+    parallel). The result is in input order; where a registry returns an existing object for a
+    duplicate (an artifact with the same key and content), that object stands in.
+
+    Example: ``ln.save([ln.User(handle=h) for h in ["a", "b"]])``.
     """
     from biolake.registries.base import Registry
 
@@ -28,10 +32,16 @@ def save(objects: Iterable[R]) -> list[R]:
     if not items:
         return items
     instance = items[0]._instance
-    by_type: dict[type[Registry], list[Registry]] = {}
-    for obj in items:
-        by_type.setdefault(type(obj), []).append(obj)
-    with instance.db.write() as session:
-        for model, group in by_type.items():
-            model._save_many(instance, session, group)
-    return items
+    positions: dict[type[Registry], list[int]] = {}
+    for i, obj in enumerate(items):
+        positions.setdefault(type(obj), []).append(i)
+    result: list[R] = list(items)
+    # One registry: it opens its own transaction (artifacts store bytes before taking the write
+    # lock). Several: one outer transaction, which the registries' transactions join.
+    outer = instance.db.write() if len(positions) > 1 else contextlib.nullcontext()
+    with outer:
+        for model, where in positions.items():
+            saved = model._save_many(instance, [items[i] for i in where])
+            for i, obj in zip(where, saved, strict=True):
+                result[i] = obj
+    return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -27,10 +27,11 @@ from sqlalchemy import (
     literal,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from biolake.errors import InstanceError
+from biolake.errors import InstanceError, IntegrityError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -85,6 +86,8 @@ class Database:
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
         self._lock = threading.RLock()
         self._depth = 0
+        # Called after a write rolls back, e.g. to forget ids of rows inserted in it.
+        self.on_rollback: list[Callable[[], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -118,6 +121,8 @@ class Database:
                 self._depth += 1
                 try:
                     yield self.session
+                except SAIntegrityError as exc:
+                    raise integrity_error(exc) from exc
                 finally:
                     self._depth -= 1
                 return
@@ -131,11 +136,19 @@ class Database:
             try:
                 yield session
                 session.commit()
+            except SAIntegrityError as exc:
+                self._rollback()
+                raise integrity_error(exc) from exc
             except BaseException:
-                session.rollback()
+                self._rollback()
                 raise
             finally:
                 self._depth = 0
+
+    def _rollback(self) -> None:
+        self.session.rollback()
+        for hook in self.on_rollback:
+            hook()
 
     @property
     def in_write(self) -> bool:
@@ -149,6 +162,24 @@ class Database:
     def dispose(self) -> None:
         self.session.close()
         self.engine.dispose()
+
+
+def integrity_error(exc: SAIntegrityError) -> IntegrityError:
+    """The database's refusal of a write as a biolake error that says what to do."""
+    detail = " ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())
+    lowered = detail.lower()
+    if "unique" in lowered or "duplicate key" in lowered:
+        hint = (
+            "A row with the same unique value exists already: fetch it with "
+            ".get(...) instead of creating it again, or choose another value."
+        )
+    elif "foreign key" in lowered:
+        hint = "A related row is missing or still referenced: save or keep it first."
+    elif "null" in lowered:
+        hint = "A required field has no value: pass it to the constructor."
+    else:
+        hint = "Check the values being saved."
+    return IntegrityError(f"The database refused the write ({detail.rstrip('.')}). {hint}")
 
 
 # --- JSON paths -------------------------------------------------------------------------------

@@ -60,7 +60,14 @@ class Instance:
         self.db = Database(database_url(root, config))
         self.db.session.info["instance"] = self
         self._user_id: int | None = None
+        self._storage_id: int | None = None
         self._storage: Storage | None = None
+        self.db.on_rollback.append(self._forget_ids)
+
+    def _forget_ids(self) -> None:
+        # A rolled-back write may have inserted these rows: look them up again next time.
+        self._user_id = None
+        self._storage_id = None
 
     def __repr__(self) -> str:
         return f"Instance(name={self.name!r}, root='{self.root}', db='{self.db.safe_url}')"
@@ -81,6 +88,17 @@ class Instance:
         return self._user_id
 
     @property
+    def storage_id(self) -> int:
+        """The id of this instance's storage root in the ``Storage`` registry."""
+        if self._storage_id is None:
+            from biolake.registries.storage import Storage as StorageRecord
+
+            self._storage_id = self._get_or_create(
+                StorageRecord, "root", str(self.root), created_by_id=self.user_id
+            )
+        return self._storage_id
+
+    @property
     def user(self) -> User:
         from biolake.registries.user import User
 
@@ -90,25 +108,34 @@ class Instance:
         return user
 
     def _ensure_user(self, handle: str) -> int:
-        from biolake.registries.base import new_uid
         from biolake.registries.user import User
 
+        return self._get_or_create(User, "handle", handle)
+
+    def _get_or_create(self, model: Any, field: str, value: str, **extra: Any) -> int:
+        """The id of the row whose unique ``field`` is ``value``, inserting it if missing."""
+        from biolake.registries.base import new_uid
+
         session = self.db.session
-        found = session.execute(select(User.id).where(User.handle == handle)).scalar()
+        column = getattr(model, field)
+        found = session.execute(select(model.id).where(column == value)).scalar()
         self.db.end_read()
         if found is not None:
             return int(found)
-        try:
-            with self.db.write():
-                user = User(handle=handle)
-                user.uid = new_uid(User._uid_length)
-                session.add(user)
-                session.flush()
-                return user.id
-        except IntegrityError:  # another process created it first
-            found = session.execute(select(User.id).where(User.handle == handle)).scalar_one()
-            self.db.end_read()
-            return int(found)
+        # This often runs inside another write (the first save in a process): the savepoint
+        # keeps that transaction usable when another process inserted the row first.
+        with self.db.write():
+            try:
+                with session.begin_nested():
+                    row = model(**{field: value})
+                    row.uid = new_uid(model._uid_length)
+                    for name, val in extra.items():
+                        setattr(row, name, val)
+                    session.add(row)
+                return int(row.id)
+            except IntegrityError:  # another process created it first
+                found = session.execute(select(model.id).where(column == value)).scalar_one()
+                return int(found)
 
     def close(self) -> None:
         self.db.dispose()

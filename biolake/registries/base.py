@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from sqlalchemy import ForeignKey, String, inspect
 from sqlalchemy.orm import (
     Mapped,
-    Session,
     declared_attr,
     mapped_column,
     object_session,
@@ -58,13 +57,16 @@ class Registry(Base):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__name__
+        module = cls.__module__
         cls.DoesNotExist = type(
-            "DoesNotExist", (ObjectDoesNotExist,), {"__qualname__": f"{name}.DoesNotExist"}
+            "DoesNotExist",
+            (ObjectDoesNotExist,),
+            {"__qualname__": f"{name}.DoesNotExist", "__module__": module},
         )
         cls.MultipleResultsFound = type(
             "MultipleResultsFound",
             (MultipleResultsFound,),
-            {"__qualname__": f"{name}.MultipleResultsFound"},
+            {"__qualname__": f"{name}.MultipleResultsFound", "__module__": module},
         )
 
     # --- queries -------------------------------------------------------------------------------
@@ -142,12 +144,15 @@ class Registry(Base):
         return self
 
     @classmethod
-    def _save_many(cls, instance: Instance, session: Session, objects: list[Any]) -> None:
-        """Save a batch inside the caller's transaction; the ORM batches the INSERTs."""
-        for obj in objects:
-            obj._before_save(instance)
-        session.add_all(objects)
-        session.flush()
+    def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
+        """Save a batch in one transaction (the ORM batches the INSERTs); returns the saved
+        objects in order."""
+        with instance.db.write() as session:
+            for obj in objects:
+                obj._before_save(instance)
+            session.add_all(objects)
+            session.flush()
+        return objects
 
     def _before_save(self, instance: Instance) -> None:
         """Fill defaults that need the instance (uid, creator); subclasses extend it."""

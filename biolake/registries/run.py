@@ -13,9 +13,12 @@ from biolake.registries.project import Project, link_table
 from biolake.schema.base import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
+    from biolake.query import QuerySet
+    from biolake.registries.artifact import Artifact
     from biolake.registries.transform import Transform
 
 run_projects = link_table("run_projects", "runs", "projects")
+run_inputs = link_table("run_inputs", "runs", "artifacts")
 
 
 class Run(CreatedBy, Registry):
@@ -24,7 +27,7 @@ class Run(CreatedBy, Registry):
     __tablename__ = "runs"
     _uid_length: ClassVar[int] = 16
     _repr_fields = ("uid", "transform_id", "status", "started_at")
-    _field_aliases: ClassVar[dict[str, str]] = {"project": "projects"}
+    _field_aliases: ClassVar[dict[str, str]] = {"project": "projects", "inputs": "input_artifacts"}
 
     transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"), index=True)
     params: Mapped[dict[str, Any] | None]
@@ -39,6 +42,9 @@ class Run(CreatedBy, Registry):
     transform: Mapped[Transform] = relationship(back_populates="runs")
     projects: Mapped[list[Project]] = relationship(secondary=run_projects)
     initiated_by_run: Mapped[Run | None] = relationship(remote_side="Run.id")
+    input_artifacts: Mapped[list[Artifact]] = relationship(
+        secondary=run_inputs, back_populates="input_of_runs"
+    )
 
     def __init__(
         self,
@@ -48,3 +54,10 @@ class Run(CreatedBy, Registry):
         initiated_by_run: Run | None = None,
     ) -> None:
         super().__init__(transform=transform, params=params, initiated_by_run=initiated_by_run)
+
+    @property
+    def inputs(self) -> QuerySet[Artifact]:
+        """The artifacts this run read (``load``/``cache``/``open`` while it was current)."""
+        from biolake.registries.artifact import Artifact
+
+        return Artifact.filter(input_of_runs=self)

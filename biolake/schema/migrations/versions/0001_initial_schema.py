@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 11:47:53.079283
+Create Date: 2026-11-26 11:52:54.645495
 """
 
 from collections.abc import Sequence
@@ -54,6 +54,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_projects_created_by_id'), ['created_by_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_projects_visibility'), ['visibility'], unique=False)
 
+    op.create_table('storages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('uid', sa.String(length=20), nullable=False),
+    sa.Column('root', sa.String(length=1024), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('visibility', sa.String(length=8), nullable=False),
+    sa.Column('created_at', biolake.schema.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_storages_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_storages')),
+    sa.UniqueConstraint('root', name=op.f('uq_storages_root')),
+    sa.UniqueConstraint('uid', name=op.f('uq_storages_uid'))
+    )
+    with op.batch_alter_table('storages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_storages_created_by_id'), ['created_by_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_storages_visibility'), ['visibility'], unique=False)
+
     op.create_table('transforms',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uid', sa.String(length=20), nullable=False),
@@ -103,6 +120,46 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_runs_transform_id'), ['transform_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_runs_visibility'), ['visibility'], unique=False)
 
+    op.create_table('artifacts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('uid', sa.String(length=20), nullable=False),
+    sa.Column('key', sa.String(length=1024), nullable=True),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('suffix', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('hash', sa.String(length=80), nullable=False),
+    sa.Column('n_files', sa.Integer(), nullable=True),
+    sa.Column('stem', sa.String(length=16), nullable=False),
+    sa.Column('version', sa.String(length=32), nullable=False),
+    sa.Column('is_latest', sa.Boolean(), nullable=False),
+    sa.Column('storage_id', sa.Integer(), nullable=False),
+    sa.Column('storage_key', sa.String(length=1024), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=True),
+    sa.Column('transform_id', sa.Integer(), nullable=True),
+    sa.Column('visibility', sa.String(length=8), nullable=False),
+    sa.Column('created_at', biolake.schema.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_artifacts_created_by_id_users')),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_artifacts_run_id_runs')),
+    sa.ForeignKeyConstraint(['storage_id'], ['storages.id'], name=op.f('fk_artifacts_storage_id_storages')),
+    sa.ForeignKeyConstraint(['transform_id'], ['transforms.id'], name=op.f('fk_artifacts_transform_id_transforms')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_artifacts')),
+    sa.UniqueConstraint('stem', 'version', name=op.f('uq_artifacts_stem_version')),
+    sa.UniqueConstraint('uid', name=op.f('uq_artifacts_uid'))
+    )
+    with op.batch_alter_table('artifacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_artifacts_created_by_id'), ['created_by_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_hash'), ['hash'], unique=False)
+        batch_op.create_index('ix_artifacts_key_latest', ['key', 'is_latest'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_stem'), ['stem'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_storage_id'), ['storage_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_storage_key'), ['storage_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_transform_id'), ['transform_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_visibility'), ['visibility'], unique=False)
+        batch_op.create_index('uq_artifacts_latest_stem', ['stem'], unique=True, sqlite_where=sa.text('is_latest'), postgresql_where=sa.text('is_latest'))
+
     op.create_table('run_projects',
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -113,15 +170,56 @@ def upgrade() -> None:
     with op.batch_alter_table('run_projects', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_run_projects_project_id'), ['project_id'], unique=False)
 
+    op.create_table('artifact_projects',
+    sa.Column('artifact_id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['artifact_id'], ['artifacts.id'], name=op.f('fk_artifact_projects_artifact_id_artifacts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_artifact_projects_project_id_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('artifact_id', 'project_id', name=op.f('pk_artifact_projects'))
+    )
+    with op.batch_alter_table('artifact_projects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_artifact_projects_project_id'), ['project_id'], unique=False)
+
+    op.create_table('run_inputs',
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('artifact_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['artifact_id'], ['artifacts.id'], name=op.f('fk_run_inputs_artifact_id_artifacts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_run_inputs_run_id_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_id', 'artifact_id', name=op.f('pk_run_inputs'))
+    )
+    with op.batch_alter_table('run_inputs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_run_inputs_artifact_id'), ['artifact_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('run_inputs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_run_inputs_artifact_id'))
+
+    op.drop_table('run_inputs')
+    with op.batch_alter_table('artifact_projects', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_artifact_projects_project_id'))
+
+    op.drop_table('artifact_projects')
     with op.batch_alter_table('run_projects', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_run_projects_project_id'))
 
     op.drop_table('run_projects')
+    with op.batch_alter_table('artifacts', schema=None) as batch_op:
+        batch_op.drop_index('uq_artifacts_latest_stem', sqlite_where=sa.text('is_latest'), postgresql_where=sa.text('is_latest'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_visibility'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_transform_id'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_storage_key'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_storage_id'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_stem'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_run_id'))
+        batch_op.drop_index('ix_artifacts_key_latest')
+        batch_op.drop_index(batch_op.f('ix_artifacts_hash'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_created_by_id'))
+
+    op.drop_table('artifacts')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_runs_visibility'))
         batch_op.drop_index(batch_op.f('ix_runs_transform_id'))
@@ -135,6 +233,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_transforms_created_by_id'))
 
     op.drop_table('transforms')
+    with op.batch_alter_table('storages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_storages_visibility'))
+        batch_op.drop_index(batch_op.f('ix_storages_created_by_id'))
+
+    op.drop_table('storages')
     with op.batch_alter_table('projects', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_projects_visibility'))
         batch_op.drop_index(batch_op.f('ix_projects_created_by_id'))

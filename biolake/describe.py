@@ -1,0 +1,96 @@
+"""Readable ``describe()`` output: a rich tree of a registry object's metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from biolake.registries.artifact import Artifact
+
+
+def human_size(n: int | None) -> str:
+    """``1536`` -> ``"1.5 KiB"``."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "-" if value is None else str(value)
+
+
+def render(title: str, sections: dict[str, list[tuple[str, Any]]], return_str: bool) -> str | None:
+    """Print ``sections`` as a tree under ``title``, or return the text."""
+    from rich.console import Console
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]{title}[/bold]")
+    for section, rows in sections.items():
+        if not rows:
+            continue
+        branch = tree.add(f"[bold dim]{section}[/bold dim]")
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            branch.add(f"{name.ljust(width)}  {_fmt(value)}", highlight=False)
+    console = Console(record=True, width=110, file=None if not return_str else _Null())
+    console.print(tree)
+    return console.export_text() if return_str else None
+
+
+class _Null:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def describe_artifact(artifact: Artifact, return_str: bool = False) -> str | None:
+    general = [
+        ("uid", artifact.uid),
+        ("key", artifact.key),
+        ("description", artifact.description),
+        ("kind", artifact.kind),
+        ("suffix", artifact.suffix or "-"),
+        (
+            "size",
+            f"{human_size(artifact.size)} ({artifact.size:,} bytes)"
+            if artifact.size
+            else human_size(artifact.size),
+        ),
+        ("n_files", artifact.n_files) if artifact.n_files is not None else None,
+        ("hash", artifact.hash),
+        ("version", f"{artifact.version}" + (" (latest)" if artifact.is_latest else "")),
+        ("visibility", artifact.visibility) if artifact.visibility != "default" else None,
+        ("storage", artifact.storage.root if artifact.storage_id else None),
+        ("created_at", artifact.created_at),
+        ("created_by", artifact.created_by.handle if artifact.created_by_id else None),
+    ]
+    lineage = [
+        ("run", artifact.run.uid if artifact.run else None),
+        ("transform", artifact.transform.key if artifact.transform else None),
+    ]
+    sections: dict[str, list[tuple[str, Any]]] = {
+        "General": [row for row in general if row is not None],
+        "Lineage": lineage,
+    }
+    features = _feature_rows(artifact)
+    if features:
+        sections["Features"] = features
+    return render(f"Artifact {artifact.key or artifact.uid}", sections, return_str)
+
+
+def _feature_rows(obj: Any) -> list[tuple[str, Any]]:
+    try:
+        from biolake.features import describe_features  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    return list(describe_features(obj)) if obj.id is not None else []

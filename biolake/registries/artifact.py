@@ -1,0 +1,284 @@
+"""Artifacts: files, folders, DataFrames and AnnData registered under a key, with versions.
+
+See ``biolake/versioning.py`` for what a save does, and ``docs/artifacts.md`` for the rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from biolake.errors import InvalidArgument, ValidationError
+from biolake.keys import validate_key
+from biolake.registries.base import CreatedBy, Registry
+from biolake.registries.project import Project, link_table
+
+if TYPE_CHECKING:
+    from biolake.instance import Instance
+    from biolake.query import QuerySet
+    from biolake.registries.run import Run
+    from biolake.registries.storage import Storage
+    from biolake.registries.transform import Transform
+
+artifact_projects = link_table("artifact_projects", "artifacts", "projects")
+
+STEM_LENGTH = 16
+VERSION_SUFFIX_LENGTH = 4
+
+
+class Artifact(CreatedBy, Registry):
+    """A dataset: a file or folder (any suffix), a DataFrame or an AnnData object.
+
+    Example::
+
+        artifact = ln.Artifact("sample.fasta", key="sample.fasta").save()
+        ln.Artifact.get(key="sample.fasta").load()
+    """
+
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        UniqueConstraint("stem", "version"),
+        # Exactly one latest version per stem, enforced by the database itself.
+        Index(
+            "uq_artifacts_latest_stem",
+            "stem",
+            unique=True,
+            sqlite_where=text("is_latest"),
+            postgresql_where=text("is_latest"),
+        ),
+        Index("ix_artifacts_key_latest", "key", "is_latest"),
+    )
+    _uid_length: ClassVar[int] = STEM_LENGTH + VERSION_SUFFIX_LENGTH
+    _repr_fields = ("uid", "key", "version", "suffix", "size", "hash")
+
+    key: Mapped[str | None] = mapped_column(String(1024))
+    description: Mapped[str | None] = mapped_column(Text)
+    suffix: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="file")
+    size: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(80), index=True)
+    n_files: Mapped[int | None]
+    stem: Mapped[str] = mapped_column(String(STEM_LENGTH), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"), index=True)
+    storage_key: Mapped[str] = mapped_column(String(1024), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    transform_id: Mapped[int | None] = mapped_column(ForeignKey("transforms.id"), index=True)
+
+    storage: Mapped[Storage] = relationship()
+    run: Mapped[Run | None] = relationship(foreign_keys=[run_id])
+    transform: Mapped[Transform | None] = relationship()
+    projects: Mapped[list[Project]] = relationship(secondary=artifact_projects)
+    input_of_runs: Mapped[list[Run]] = relationship(
+        secondary="run_inputs", back_populates="input_artifacts"
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        run: Run | None = None,
+    ) -> None:
+        source = Path(path).expanduser()
+        if not source.exists():
+            raise FileNotFoundError(f"No such file or folder: '{source}' (the artifact's path).")
+        from biolake.loaders import suffix_of
+
+        is_dir = source.is_dir()
+        super().__init__(
+            key=None if key is None else validate_key(key),
+            description=description,
+            suffix=suffix_of(source),
+            kind="folder" if is_dir else "file",
+            run=run,
+        )
+        if version is not None:
+            if not isinstance(version, str) or not version.strip():
+                raise ValidationError(f"version must be a non-empty string, not {version!r}.")
+            self.version = version
+        self._source: Path | None = source.resolve()
+        self._cleanup: Path | None = None  # a temp file we wrote (DataFrame, AnnData)
+
+    # --- constructors from objects -------------------------------------------------------------
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: Any,
+        *,
+        key: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        run: Run | None = None,
+    ) -> Self:
+        """An artifact holding ``df`` as Parquet (the index is kept)."""
+        from biolake.writers import write_dataframe
+
+        return cls._from_object(
+            df, write_dataframe, ".parquet", "dataframe", key, description, version, run
+        )
+
+    @classmethod
+    def from_anndata(
+        cls,
+        adata: Any,
+        *,
+        key: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        run: Run | None = None,
+    ) -> Self:
+        """An artifact holding ``adata`` as h5ad, or zarr when the key ends in ``.zarr``."""
+        from biolake.writers import suffix_for_anndata, write_anndata
+
+        suffix = suffix_for_anndata(key)
+        return cls._from_object(
+            adata, write_anndata, suffix, "anndata", key, description, version, run
+        )
+
+    @classmethod
+    def _from_object(
+        cls,
+        obj: Any,
+        write: Any,
+        suffix: str,
+        kind: str,
+        key: str | None,
+        description: str | None,
+        version: str | None,
+        run: Run | None,
+    ) -> Self:
+        from biolake.setup import current_instance
+
+        if key is not None:
+            validate_key(key)
+        staging = current_instance().root / ".biolake" / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        tmp_dir = Path(tempfile.mkdtemp(dir=staging))
+        path = tmp_dir / f"object{suffix}"
+        try:
+            write(obj, path)
+        except BaseException:
+            _remove_tree(tmp_dir)
+            raise
+        artifact = cls(path, key=key, description=description, version=version, run=run)
+        artifact.kind = kind
+        artifact._cleanup = tmp_dir
+        return artifact
+
+    # --- saving --------------------------------------------------------------------------------
+
+    def save(self) -> Self:
+        """Store the bytes and register the artifact; returns the saved artifact.
+
+        Same key and same content as the latest version: returns that existing artifact.
+        Same key, new content: a new version. See ``docs/artifacts.md``.
+        """
+        if self.id is not None:
+            return super().save()  # metadata change of a saved artifact
+        from biolake.versioning import save_artifacts
+
+        return save_artifacts(self._instance, [self])[0]  # type: ignore[return-value]
+
+    @classmethod
+    def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
+        from biolake.versioning import save_artifacts
+
+        return save_artifacts(instance, objects)
+
+    # --- versions & lookups --------------------------------------------------------------------
+
+    @classmethod
+    def _uid_condition(cls, uid: str) -> Any:
+        """A full uid is one version; a 16-character stem means its latest version."""
+        if len(uid) >= cls._uid_length:
+            return cls.uid == uid
+        if len(uid) == STEM_LENGTH:
+            return (cls.stem == uid) & cls.is_latest.is_(True)
+        return cls.uid.startswith(uid, autoescape=True)
+
+    @classmethod
+    def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
+        """One artifact: ``get(key=...)`` is the latest version under the key, ``get(uid)``
+        that exact version, ``get(stem)`` the latest version of the stem."""
+        if uid is None and "key" in lookups and not {"is_latest", "version"} & set(lookups):
+            lookups = {**lookups, "is_latest": True}
+        return cls.objects().get(uid, **lookups)
+
+    @property
+    def versions(self) -> QuerySet[Artifact]:
+        """All versions of this artifact, oldest first (trash hidden)."""
+        return type(self).filter(stem=self.stem).order_by("id")
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _require_saved(self) -> None:
+        if self.id is None:
+            raise InvalidArgument("This artifact is not saved yet: call .save() first.")
+
+    def cache(self) -> Path:
+        """A local path to the content; for local storage, the stored (read-only) object."""
+        self._require_saved()
+        return self._instance.storage.local_path(self.storage_key)
+
+    def load(self) -> Any:
+        """Load into memory by suffix: DataFrame, AnnData, dict, str … (see ``biolake.loaders``)."""
+        from biolake.loaders import load
+
+        return load(self.cache(), self.suffix)
+
+    @contextlib.contextmanager
+    def open(self) -> Any:
+        """Stream the content: a binary file, backed AnnData, zarr group or ParquetFile."""
+        from biolake.loaders import open_artifact
+
+        with open_artifact(self.cache(), self.suffix) as handle:
+            yield handle
+
+    def describe(self, return_str: bool = False) -> str | None:
+        """Print a tree of the artifact's metadata; with ``return_str=True`` return the text."""
+        from biolake.describe import describe_artifact
+
+        return describe_artifact(self, return_str=return_str)
+
+    # --- trash ---------------------------------------------------------------------------------
+
+    def delete(self, permanent: bool = False) -> None:
+        """Move to the trash (``restore()`` brings it back) or, with ``permanent=True``, remove
+        the row and the stored bytes unless another artifact shares them."""
+        from biolake.versioning import delete_artifact
+
+        delete_artifact(self, permanent=permanent)
+
+    def restore(self) -> Self:
+        """Bring a trashed artifact back; it becomes latest again if it is the newest version."""
+        from biolake.versioning import restore_artifact
+
+        restore_artifact(self)
+        return self
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

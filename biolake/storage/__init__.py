@@ -1,0 +1,47 @@
+"""Where artifact bytes live: the storage contract and its backends.
+
+``storage_for(root)`` picks the backend from the location: a local path (or ``file://``) gives
+:class:`LocalStorage`, ``memory://name`` the in-process :class:`MemoryStorage` test double.
+
+Example::
+
+    from biolake.storage import storage_for
+
+    storage = storage_for("./mydata")
+    stored = storage.put_file(Path("counts.csv"), ".csv")
+"""
+
+from __future__ import annotations
+
+import re
+
+from biolake.errors import ValidationError
+from biolake.storage.base import Storage, StoredObject
+from biolake.storage.local import LocalStorage
+from biolake.storage.memory import MemoryStorage
+
+__all__ = ["LocalStorage", "MemoryStorage", "Storage", "StoredObject", "storage_for"]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+
+
+def storage_for(root: str) -> Storage:
+    """Return the storage backend for the location ``root``."""
+    match = _SCHEME.match(root)
+    if match is None:
+        return LocalStorage(root)
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme == "file":
+        return LocalStorage(rest)
+    if scheme == "memory":
+        if not rest:
+            raise ValidationError("memory:// needs a name, e.g. 'memory://test'.")
+        return MemoryStorage.shared(rest)
+    if scheme == "s3":
+        raise NotImplementedError(
+            f"S3 storage ({root!r}) is not supported yet. Use a local folder, e.g. './mydata'."
+        )
+    raise ValidationError(
+        f"Unsupported storage location {root!r}: use a local folder path, 'file://', "
+        "'memory://name' or (soon) 's3://bucket/prefix'."
+    )

@@ -1,0 +1,119 @@
+"""The storage contract every backend (local folder, memory, S3) fulfils.
+
+A storage holds immutable, content-addressed objects. ``put_file`` / ``put_folder`` stream the
+source into the store while hashing it and place it under the key :func:`object_key` derives from
+the hash and suffix; storing identical content again returns the same key without writing it
+twice. Keys are relative POSIX strings (``".biolake/objects/ab/ab12…ef.csv"``), never local paths:
+only :meth:`Storage.local_path` turns a key into a path on this machine.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from biolake.errors import ValidationError
+from biolake.hashing import hash_hex
+
+__all__ = [
+    "OBJECTS_PREFIX",
+    "Storage",
+    "StoredObject",
+    "check_key",
+    "check_suffix",
+    "object_key",
+]
+
+OBJECTS_PREFIX = ".biolake/objects"
+# A suffix is what follows the name (".csv", ".csv.gz", ".ome.zarr", ".R" or nothing); it must
+# not add path parts or control characters to the key.
+_SUFFIX = re.compile(r"(\.[^/\\\x00-\x1f]{1,64})?")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What a put stored: its key, content hash, total bytes, file count (folders only)."""
+
+    key: str
+    hash: str
+    size: int
+    n_files: int | None
+    is_dir: bool
+
+
+def object_key(hash_: str, suffix: str) -> str:
+    """Return the content-addressed key of an object: ``.biolake/objects/<h[:2]>/<h><suffix>``."""
+    hex_ = hash_hex(hash_)
+    return f"{OBJECTS_PREFIX}/{hex_[:2]}/{hex_}{check_suffix(suffix)}"
+
+
+def check_suffix(suffix: str) -> str:
+    """Return ``suffix`` if it can end a key (``""``, ``".csv"``, ``".ome.zarr"``)."""
+    if not _SUFFIX.fullmatch(suffix):
+        raise ValidationError(
+            f"{suffix!r} is not a valid storage suffix: use '' or a '.' followed by up to 64 "
+            "characters without '/', '\\' or control characters, e.g. '.csv' or '.ome.zarr'."
+        )
+    return suffix
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a relative POSIX key inside the storage; raise ValidationError."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise ValidationError(
+            f"{key!r} is not a storage key: keys are relative POSIX paths inside the storage "
+            "without '.', '..' or empty parts, as returned in StoredObject.key."
+        )
+    return key
+
+
+class Storage(ABC):
+    """A place that holds immutable objects under string keys.
+
+    Implementations must be safe to call from several threads at once.
+
+    Example::
+
+        stored = storage.put_file(Path("counts.csv"), ".csv")
+        with storage.open(stored.key) as f:
+            header = f.readline()
+    """
+
+    root: str
+
+    @abstractmethod
+    def put_file(self, src: Path, suffix: str = "") -> StoredObject:
+        """Store the file ``src`` under its content key; no partial object is ever left behind."""
+
+    @abstractmethod
+    def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
+        """Store the folder ``src`` (every file under it) under its content key."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open the stored file ``key`` for streaming binary reads."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object (file or folder) is stored under ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the file or folder ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> Path:
+        """A path on this machine holding the object's content; treat it as read-only."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Total bytes of the object ``key`` (all files of a folder)."""
+
+    @abstractmethod
+    def iter_keys(self) -> Iterator[str]:
+        """Every stored object's key, in no particular order (for audits and garbage collection)."""

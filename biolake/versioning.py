@@ -1,0 +1,310 @@
+"""What saving, deleting and restoring an artifact does to its versions and its stored bytes.
+
+A save first streams the bytes into storage (hashing them on the way, outside any database
+lock), then registers the rows in one write transaction:
+
+- same key, same content as the latest version: the existing artifact is returned (a new
+  description, if given, is written to it); no row is added;
+- same key, new content: a new version (``stem`` shared, ``version`` = highest number + 1), which
+  becomes the latest; the previous latest stops being latest;
+- no key: identical content saved before without a key returns that artifact;
+- a different key never returns another key's artifact, though identical bytes are stored once.
+
+Concurrent saves of one key serialise on the write lock (SQLite ``BEGIN IMMEDIATE``; a
+PostgreSQL advisory lock per key), and the database enforces one latest version per stem.
+If registering fails, bytes that this save stored and no row references are removed again.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, text
+
+from biolake._logging import logger
+from biolake.registries.base import new_uid
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from biolake.instance import Instance
+    from biolake.registries.artifact import Artifact
+    from biolake.storage import StoredObject
+
+PROGRESS_THRESHOLD = 200  # show a progress bar when storing at least this many artifacts
+IN_CHUNK = 500  # ids/keys per IN (...) list
+
+
+def save_artifacts(instance: Instance, artifacts: Sequence[Artifact]) -> list[Artifact]:
+    """Store and register new artifacts in one transaction; returns the saved artifacts,
+    where an existing artifact stands in for each duplicate."""
+    new = [a for a in artifacts if a.id is None]
+    stored = _store_all(instance, new)
+    try:
+        with instance.db.write() as session:
+            result = _register(instance, session, artifacts, stored)
+    except BaseException:
+        _discard_unreferenced(instance, stored)
+        raise
+    finally:
+        for artifact in new:
+            _cleanup_staging(artifact)
+    return result
+
+
+# --- storing bytes ----------------------------------------------------------------------------
+
+
+def _store_one(instance: Instance, artifact: Artifact) -> StoredObject:
+    source = artifact._source
+    if source is None:
+        raise ValueError("This artifact has no source path to store.")
+    storage = instance.storage
+    if source.is_dir():
+        return storage.put_folder(source, artifact.suffix)
+    return storage.put_file(source, artifact.suffix)
+
+
+def _store_all(instance: Instance, artifacts: list[Artifact]) -> dict[int, StoredObject]:
+    """Store every artifact's bytes, two at a time (hashing and copying release the GIL)."""
+    if len(artifacts) <= 1:
+        return {id(a): _store_one(instance, a) for a in artifacts}
+    stored: dict[int, StoredObject] = {}
+    progress = _progress(len(artifacts))
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {pool.submit(_store_one, instance, a): a for a in artifacts}
+            for future in futures:  # in submission order: the first error is raised
+                stored[id(futures[future])] = future.result()
+                progress.advance()
+    except BaseException:
+        _discard_unreferenced(instance, stored)
+        raise
+    finally:
+        progress.close()
+    return stored
+
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.bar: Any = None
+        if total >= PROGRESS_THRESHOLD:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("storing artifacts", total=total)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _progress(total: int) -> _Progress:
+    return _Progress(total)
+
+
+def _discard_unreferenced(instance: Instance, stored: dict[int, StoredObject]) -> None:
+    """Remove objects this save created that no artifact row references."""
+    from biolake.registries.artifact import Artifact
+
+    created = [s for s in stored.values() if getattr(s, "created", True)]
+    if not created:
+        return
+    keys = [s.key for s in created]
+    session = instance.db.session
+    referenced: set[str] = set()
+    for chunk in _chunks(keys):
+        rows = session.execute(select(Artifact.storage_key).where(Artifact.storage_key.in_(chunk)))
+        referenced.update(r[0] for r in rows)
+    instance.db.end_read()
+    for key in keys:
+        if key not in referenced:
+            instance.storage.delete(key)
+
+
+def _cleanup_staging(artifact: Artifact) -> None:
+    cleanup = getattr(artifact, "_cleanup", None)
+    if cleanup is not None:
+        import shutil
+
+        shutil.rmtree(cleanup, ignore_errors=True)
+        artifact._cleanup = None
+
+
+# --- registering rows -------------------------------------------------------------------------
+
+
+def _register(
+    instance: Instance,
+    session: Session,
+    artifacts: Sequence[Artifact],
+    stored: dict[int, StoredObject],
+) -> list[Artifact]:
+    from biolake.registries.artifact import STEM_LENGTH, VERSION_SUFFIX_LENGTH
+
+    new = [a for a in artifacts if a.id is None]
+    _lock_keys(instance, session, {a.key or "" for a in new})
+    latest = _latest_by_key(session, new, stored)
+    storage_id = instance.storage_id
+    result: list[Artifact] = []
+    for artifact in artifacts:
+        if artifact.id is not None:
+            result.append(artifact)
+            continue
+        obj = stored[id(artifact)]
+        _ensure_stored(instance, artifact, obj)
+        lookup = (artifact.key, obj.hash) if artifact.key is None else (artifact.key, None)
+        current = latest.get(lookup)
+        if current is not None and current.hash == obj.hash:
+            result.append(_reuse(session, current, artifact))
+            continue
+        artifact.hash, artifact.size = obj.hash, obj.size
+        artifact.n_files, artifact.storage_key = obj.n_files, obj.key
+        artifact.storage_id = storage_id
+        artifact._before_save(instance)
+        if current is not None:
+            artifact.stem = current.stem
+            artifact.version = artifact.version or _next_version(session, current.stem)
+            current.is_latest = False
+            session.flush()  # the old latest stops being latest before the new one is inserted
+        else:
+            artifact.stem = new_uid(STEM_LENGTH)
+            artifact.version = artifact.version or "1"
+        artifact.uid = artifact.stem + new_uid(VERSION_SUFFIX_LENGTH)
+        artifact.is_latest = True
+        session.add(artifact)
+        latest[lookup] = artifact
+        result.append(artifact)
+    session.flush()
+    return result
+
+
+def _lock_keys(instance: Instance, session: Session, keys: set[str]) -> None:
+    """On PostgreSQL, serialise savers of the same key (SQLite's BEGIN IMMEDIATE already does)."""
+    if instance.db.is_sqlite:
+        return
+    for key in sorted(keys):  # a fixed order: two savers never wait on each other in a cycle
+        lock_id = zlib.crc32(key.encode()) - 2**31
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 0x626C, "b": lock_id})
+
+
+def _latest_by_key(
+    session: Session, artifacts: list[Artifact], stored: dict[int, StoredObject]
+) -> dict[tuple[str | None, str | None], Artifact]:
+    """The latest artifact per key, and per hash among artifacts without a key."""
+    from biolake.registries.artifact import Artifact
+
+    keys = sorted({a.key for a in artifacts if a.key is not None})
+    hashes = sorted({stored[id(a)].hash for a in artifacts if a.key is None})
+    found: dict[tuple[str | None, str | None], Artifact] = {}
+    live = (Artifact.is_latest.is_(True), Artifact.visibility == "default")
+    for chunk in _chunks(keys):
+        for row in session.scalars(select(Artifact).where(Artifact.key.in_(chunk), *live)):
+            found[(row.key, None)] = row
+    for chunk in _chunks(hashes):
+        query = select(Artifact).where(Artifact.key.is_(None), Artifact.hash.in_(chunk), *live)
+        for row in session.scalars(query):
+            found[(None, row.hash)] = row
+    return found
+
+
+def _ensure_stored(instance: Instance, artifact: Artifact, obj: StoredObject) -> None:
+    """Inside the write lock: the object must still exist (a concurrent permanent delete of
+    another artifact with the same bytes may have removed it after we stored it)."""
+    if not instance.storage.exists(obj.key):
+        _store_one(instance, artifact)
+
+
+def _reuse(session: Session, existing: Artifact, new: Artifact) -> Artifact:
+    message = (
+        f"returning the existing artifact {existing.uid} (version {existing.version}): "
+        f"same key and same content"
+    )
+    if new.description is not None and new.description != existing.description:
+        existing.description = new.description
+        message += "; its description was updated"
+    logger.info(message)
+    session.flush()
+    return existing
+
+
+def _next_version(session: Session, stem: str) -> str:
+    from biolake.registries.artifact import Artifact
+
+    versions = session.scalars(select(Artifact.version).where(Artifact.stem == stem)).all()
+    numbers = [int(v) for v in versions if v.isdigit()]
+    return str(max(numbers, default=len(versions)) + 1)
+
+
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[i : i + IN_CHUNK] for i in range(0, len(items), IN_CHUNK)]
+
+
+# --- deleting & restoring ---------------------------------------------------------------------
+
+
+def delete_artifact(artifact: Artifact, permanent: bool) -> None:
+    instance = artifact._instance
+    db = instance.db
+    with db.write() as session:
+        was_latest = artifact.is_latest
+        artifact.is_latest = False
+        if permanent:
+            session.delete(artifact)
+        else:
+            artifact.visibility = "trash"
+        session.flush()
+        if was_latest:
+            _promote_newest(session, artifact.stem)
+    if permanent:
+        _delete_bytes_if_unused(instance, artifact.storage_key)
+
+
+def _promote_newest(session: Session, stem: str) -> None:
+    from biolake.registries.artifact import Artifact
+
+    newest = session.scalars(
+        select(Artifact)
+        .where(Artifact.stem == stem, Artifact.visibility == "default")
+        .order_by(Artifact.id.desc())
+        .limit(1)
+    ).first()
+    if newest is not None and not newest.is_latest:
+        newest.is_latest = True
+        session.flush()
+
+
+def _delete_bytes_if_unused(instance: Instance, storage_key: str) -> None:
+    """Under the write lock, so that no save can register these bytes meanwhile."""
+    from biolake.registries.artifact import Artifact
+
+    with instance.db.write() as session:
+        users = session.execute(
+            select(func.count()).where(Artifact.storage_key == storage_key)
+        ).scalar_one()
+        if users == 0:
+            instance.storage.delete(storage_key)
+
+
+def restore_artifact(artifact: Artifact) -> None:
+    from biolake.registries.artifact import Artifact
+
+    with artifact._instance.db.write() as session:
+        artifact.visibility = "default"
+        current = session.scalars(
+            select(Artifact).where(Artifact.stem == artifact.stem, Artifact.is_latest.is_(True))
+        ).first()
+        if current is None or current.id < artifact.id:
+            if current is not None:
+                current.is_latest = False
+                session.flush()
+            artifact.is_latest = True
+        session.flush()

@@ -1,0 +1,440 @@
+"""Artifacts: create, save, dedup, versions, read, describe, trash — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import biolake as ln
+from biolake.errors import InvalidArgument, ValidationError
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def stored_files(instance) -> list[Path]:
+    objects = instance.root / ".biolake" / "objects"
+    return sorted(p for p in objects.rglob("*") if p.is_file()) if objects.exists() else []
+
+
+# --- creating & saving --------------------------------------------------------------------------
+
+
+def test_save_file_sets_metadata(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "sample.fasta", ">seq1\nACGT\n")
+    artifact = ln.Artifact(path, key="sample.fasta", description="one sequence").save()
+    import blake3
+
+    assert artifact.id is not None
+    assert artifact.key == "sample.fasta"
+    assert artifact.description == "one sequence"
+    assert artifact.suffix == ".fasta"
+    assert artifact.size == path.stat().st_size
+    assert artifact.hash == "blake3:" + blake3.blake3(path.read_bytes()).hexdigest()
+    assert artifact.kind == "file"
+    assert artifact.version == "1"
+    assert artifact.is_latest is True
+    assert len(artifact.uid) == 20
+    assert artifact.created_at.tzinfo is not None
+    assert artifact.created_at.utcoffset() == dt.timedelta(0)
+    assert artifact.created_by.handle == "testuser"
+    assert artifact.storage.root == str(instance.root)
+    assert artifact.run is None and artifact.transform is None
+
+
+def test_seed_snippets_run_unchanged(instance, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "sample.fasta", ">s\nAC\n")
+    write(tmp_path / "data/analysis.h5ad", b"not really h5ad but bytes")
+    ln.Artifact("sample.fasta", key="sample.fasta").save()
+    artifact = ln.Artifact(
+        "data/analysis.h5ad",
+        key="experiments/scrna_batch1.h5ad",
+        description="Single-cell RNA-seq batch 1",
+    ).save()
+    assert ln.Artifact.get(key="sample.fasta").suffix == ".fasta"
+    assert ln.Artifact.filter(suffix=".h5ad").first() == artifact
+    assert ln.Artifact.get(artifact.uid) == artifact
+
+
+def test_missing_path_names_it(instance, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
+        ln.Artifact(tmp_path / "nope.csv", key="x.csv")
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("/abs/path.csv", "absolute"),
+        ("a/../b.csv", "'..' segment"),
+        ("a//b.csv", "empty segment"),
+        ("a/b/", "empty segment"),
+        ("./a.csv", "'.' segment"),
+        ("a\x00b.csv", "control character"),
+        ("a\nb.csv", "control character"),
+        ("a\\b.csv", "backslash"),
+        ("", "cannot be empty"),
+        ("x" * 1025, "at most 1024"),
+    ],
+)
+def test_bad_keys_are_rejected_before_storing(
+    instance, tmp_path: Path, key: str, message: str
+) -> None:
+    path = write(tmp_path / "f.csv", "a\n1\n")
+    with pytest.raises(ValidationError, match=message):
+        ln.Artifact(path, key=key)
+    assert stored_files(instance) == []
+    assert ln.Artifact.filter().count() == 0
+
+
+def test_folder_artifact(instance, tmp_path: Path) -> None:
+    folder = tmp_path / "images.zarr"
+    write(folder / "a.bin", b"a" * 10)
+    write(folder / "sub" / "b.bin", b"b" * 20)
+    artifact = ln.Artifact(folder, key="images.zarr").save()
+    assert artifact.kind == "folder"
+    assert artifact.n_files == 2
+    assert artifact.size == 30
+    assert artifact.suffix == ".zarr"
+    cached = artifact.cache()
+    assert (cached / "sub" / "b.bin").read_bytes() == b"b" * 20
+
+
+def test_folder_hash_changes_on_rename(instance, tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    write(folder / "a.txt", "same")
+    first = ln.Artifact(folder, key="folder").save()
+    (folder / "a.txt").rename(folder / "b.txt")
+    second = ln.Artifact(folder, key="folder").save()
+    assert first.hash != second.hash
+    assert second.version == "2"
+
+
+# --- dedup & versions ---------------------------------------------------------------------------
+
+
+def test_same_key_same_content_returns_existing(instance, tmp_path: Path, caplog) -> None:
+    path = write(tmp_path / "data.csv", "a,b\n1,2\n")
+    first = ln.Artifact(path, key="experiment/data.csv").save()
+    again = ln.Artifact(path, key="experiment/data.csv").save()
+    assert again.id == first.id
+    assert ln.Artifact.filter(key="experiment/data.csv").count() == 1
+
+
+def test_resave_with_new_description_updates_it(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "data.csv", "a,b\n1,2\n")
+    first = ln.Artifact(path, key="d.csv", description="old").save()
+    again = ln.Artifact(path, key="d.csv", description="new").save()
+    assert again.id == first.id
+    assert ln.Artifact.get(key="d.csv").description == "new"
+    assert ln.Artifact.filter(key="d.csv").count() == 1
+
+
+def test_dedup_never_swaps_keys(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "data.csv", "a,b\n1,2\n")
+    first = ln.Artifact(path, key="one.csv").save()
+    second = ln.Artifact(path, key="two.csv").save()
+    assert second.id != first.id
+    assert (first.key, second.key) == ("one.csv", "two.csv")
+    assert first.hash == second.hash
+    assert first.storage_key == second.storage_key  # bytes stored once
+    assert len(stored_files(instance)) == 1
+
+
+def test_new_content_makes_new_version(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "data.csv", "a\n1\n")
+    v1 = ln.Artifact(path, key="experiment/data.csv").save()
+    write(path, "a\n2\n")
+    v2 = ln.Artifact(path, key="experiment/data.csv").save()
+    write(path, "a\n3\n")
+    v3 = ln.Artifact(path, key="experiment/data.csv").save()
+    assert [v1.version, v2.version, v3.version] == ["1", "2", "3"]
+    assert v1.uid[:16] == v2.uid[:16] == v3.uid[:16]
+    assert len({v1.uid, v2.uid, v3.uid}) == 3
+    assert ln.Artifact.get(key="experiment/data.csv") == v3
+    assert [a.is_latest for a in ln.Artifact.filter(key="experiment/data.csv").order_by("id")] == [
+        False,
+        False,
+        True,
+    ]
+    artifact = ln.Artifact.get(key="experiment/data.csv")
+    assert artifact.versions.count() == 3
+    df = artifact.versions.to_dataframe()
+    assert list(df["version"]) == ["1", "2", "3"]
+    assert artifact.versions.filter(version="1").first() == v1
+    assert v1.load()["a"].tolist() == [1]
+    assert artifact.load()["a"].tolist() == [3]
+    assert ln.Artifact.get(v1.uid) == v1  # full uid: that exact version
+    assert ln.Artifact.get(v1.uid[:16]) == v3  # stem: the latest
+    assert ln.Artifact.filter(key="experiment/data.csv", is_latest=True).to_list() == [v3]
+
+
+def test_reverting_content_makes_a_new_version(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "d.txt", "A")
+    ln.Artifact(path, key="d.txt").save()
+    write(path, "B")
+    ln.Artifact(path, key="d.txt").save()
+    write(path, "A")
+    v3 = ln.Artifact(path, key="d.txt").save()
+    assert v3.version == "3"
+    assert v3.load() == "A"
+
+
+def test_no_key_dedups_by_content(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "hello")
+    first = ln.Artifact(path).save()
+    again = ln.Artifact(path).save()
+    assert again.id == first.id
+    assert first.key is None
+
+
+def test_explicit_version_label(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "hello")
+    artifact = ln.Artifact(path, key="x.txt", version="2024-rc1").save()
+    assert artifact.version == "2024-rc1"
+
+
+def test_one_latest_enforced_by_database(instance, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    path = write(tmp_path / "x.txt", "1")
+    v1 = ln.Artifact(path, key="x.txt").save()
+    write(path, "2")
+    ln.Artifact(path, key="x.txt").save()
+    import sqlalchemy.exc
+
+    errors = (sqlalchemy.exc.IntegrityError, ln.errors.IntegrityError)
+    with pytest.raises(errors), instance.db.write() as session:
+        session.execute(update(ln.Artifact).where(ln.Artifact.id == v1.id).values(is_latest=True))
+    assert ln.Artifact.filter(key="x.txt", is_latest=True).count() == 1
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def test_cache_is_the_stored_read_only_object(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "hello")
+    artifact = ln.Artifact(path, key="x.txt").save()
+    cached = artifact.cache()
+    assert cached.read_text() == "hello"
+    assert cached.is_relative_to(instance.root)
+    assert not cached.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    path.write_text("changed")  # the source changing never changes the artifact
+    assert artifact.cache().read_text() == "hello"
+
+
+def test_load_by_suffix(instance, tmp_path: Path) -> None:
+    csv = ln.Artifact(write(tmp_path / "t.csv", "a,b\n1,2\n"), key="t.csv").save()
+    assert csv.load().to_dict("list") == {"a": [1], "b": [2]}
+    js = ln.Artifact(write(tmp_path / "t.json", json.dumps({"x": [1, 2]})), key="t.json").save()
+    assert js.load() == {"x": [1, 2]}
+    txt = ln.Artifact(write(tmp_path / "t.fasta", ">a\nAC\n"), key="t.fasta").save()
+    assert txt.load() == ">a\nAC\n"
+    other = ln.Artifact(write(tmp_path / "t.bam", b"\x00\x01"), key="t.bam").save()
+    with pytest.raises(InvalidArgument, match=r"cache\(\)"):
+        other.load()
+
+
+def test_open_streams(instance, tmp_path: Path) -> None:
+    artifact = ln.Artifact(write(tmp_path / "big.bin", os.urandom(100_000)), key="big.bin").save()
+    with artifact.open() as f:
+        chunk = f.read(1000)
+        assert len(chunk) == 1000
+        assert f.tell() < 100_000 or f.tell() == 1000
+
+
+def test_from_dataframe_roundtrip(instance) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {"x": [1.0, 2.0], "y": ["a", "b"]}, index=pd.Index(["s1", "s2"], name="sample")
+    )
+    artifact = ln.Artifact.from_dataframe(
+        df, key="datasets/processed_data.parquet", description="Processed experimental data"
+    ).save()
+    assert artifact.kind == "dataframe"
+    assert artifact.suffix == ".parquet"
+    pd.testing.assert_frame_equal(artifact.load(), df)
+    with artifact.open() as parquet:
+        assert parquet.metadata.num_rows == 2
+    staging = instance.root / ".biolake" / "staging"
+    assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_from_anndata_h5ad_and_zarr(instance) -> None:
+    import anndata as ad
+    import numpy as np
+
+    adata = ad.AnnData(np.arange(6, dtype="float32").reshape(3, 2))
+    adata.obs_names = ["c1", "c2", "c3"]
+    h5ad = ln.Artifact.from_anndata(adata, key="scrna/experiment1.h5ad").save()
+    assert h5ad.suffix == ".h5ad" and h5ad.kind == "anndata"
+    loaded = h5ad.load()
+    assert loaded.shape == (3, 2)
+    assert list(loaded.obs_names) == ["c1", "c2", "c3"]
+    with h5ad.open() as backed:
+        assert backed.shape == (3, 2)
+    zarr_artifact = ln.Artifact.from_anndata(adata, key="scrna/experiment1.zarr").save()
+    assert zarr_artifact.suffix == ".zarr"
+    assert zarr_artifact.n_files and zarr_artifact.n_files > 1
+    assert zarr_artifact.load().shape == (3, 2)
+
+
+# --- describe -----------------------------------------------------------------------------------
+
+
+def test_describe(instance, tmp_path: Path, capsys) -> None:
+    artifact = ln.Artifact(
+        write(tmp_path / "x.txt", "a" * 2048), key="x.txt", description="d"
+    ).save()
+    text = artifact.describe(return_str=True)
+    assert text is not None
+    for expected in [
+        "x.txt",
+        artifact.uid,
+        "2.0 KiB",
+        "2,048 bytes",
+        "blake3:",
+        "testuser",
+        "(latest)",
+    ]:
+        assert expected in text
+    assert artifact.describe() is None
+    assert "x.txt" in capsys.readouterr().out
+
+
+# --- trash --------------------------------------------------------------------------------------
+
+
+def test_trash_restore_and_latest(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "1")
+    v1 = ln.Artifact(path, key="x.txt").save()
+    write(path, "2")
+    v2 = ln.Artifact(path, key="x.txt").save()
+    v2.delete()
+    assert ln.Artifact.get(key="x.txt") == v1
+    assert v1.is_latest
+    assert ln.Artifact.filter(key="x.txt").to_list() == [v1]
+    assert ln.Artifact.filter(key="x.txt", visibility="trash").to_list() == [v2]
+    with pytest.raises(ln.Artifact.DoesNotExist):
+        ln.Artifact.get(v2.uid)
+    v2.restore()
+    assert ln.Artifact.get(key="x.txt") == v2
+    assert ln.Artifact.filter(key="x.txt", is_latest=True).to_list() == [v2]
+    assert v2.cache().read_text() == "2"
+
+
+def test_permanent_delete_keeps_shared_bytes(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "shared")
+    a = ln.Artifact(path, key="a.txt").save()
+    b = ln.Artifact(path, key="b.txt").save()
+    a.delete(permanent=True)
+    assert ln.Artifact.filter(key="a.txt", visibility__in=["default", "trash"]).count() == 0
+    assert b.cache().read_text() == "shared"
+    b.delete(permanent=True)
+    assert stored_files(instance) == []
+
+
+def test_permanent_delete_of_latest_promotes_previous(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "1")
+    v1 = ln.Artifact(path, key="x.txt").save()
+    write(path, "2")
+    v2 = ln.Artifact(path, key="x.txt").save()
+    v2.delete(permanent=True)
+    assert ln.Artifact.get(key="x.txt") == v1
+    write(path, "3")
+    v3 = ln.Artifact(path, key="x.txt").save()
+    assert v3.version == "2"  # numbers continue from the versions that exist
+
+
+# --- failures leave nothing behind --------------------------------------------------------------
+
+
+def test_failed_commit_leaves_no_row_and_no_object(instance, tmp_path: Path, monkeypatch) -> None:
+    import biolake.versioning as versioning
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(versioning, "_next_version", boom)
+    path = write(tmp_path / "x.txt", "1")
+    ln.Artifact(path, key="x.txt").save()
+    write(path, "2")
+    with pytest.raises(RuntimeError, match="went away"):
+        ln.Artifact(path, key="x.txt").save()
+    assert ln.Artifact.filter(key="x.txt").count() == 1
+    assert len(stored_files(instance)) == 1
+    assert ln.Artifact.get(key="x.txt").load() == "1"
+
+
+def test_source_vanishing_mid_copy_leaves_nothing(instance, tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path / "x.bin", os.urandom(3_000_000))
+    artifact = ln.Artifact(path, key="x.bin")
+    import io
+
+    real_open = io.open
+
+    class Vanishing(io.FileIO):
+        def readinto(self, buffer):
+            super().readinto(buffer)
+            raise OSError("source file disappeared")
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if Path(str(file)) == path and "r" in mode:
+            return Vanishing(str(file), "r")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    with pytest.raises(OSError, match="disappeared"):
+        artifact.save()
+    monkeypatch.undo()
+    assert ln.Artifact.filter().count() == 0
+    assert stored_files(instance) == []
+    tmp = instance.root / ".biolake" / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
+
+
+# --- bulk ---------------------------------------------------------------------------------------
+
+
+def test_bulk_save_many_files(instance, tmp_path: Path) -> None:
+    paths = [write(tmp_path / "many" / f"f{i}.txt", f"content {i}") for i in range(50)]
+    artifacts = [ln.Artifact(p, key=f"many/f{i}.txt") for i, p in enumerate(paths)]
+    saved = ln.save(artifacts)
+    assert len(saved) == 50
+    assert ln.Artifact.filter(key__startswith="many/").count() == 50
+    assert ln.Artifact.get(key="many/f7.txt").load() == "content 7"
+
+
+def test_bulk_save_dedups_and_versions(instance, tmp_path: Path) -> None:
+    a = write(tmp_path / "a.txt", "A")
+    existing = ln.Artifact(a, key="a.txt").save()
+    b = write(tmp_path / "b.txt", "B")
+    saved = ln.save(
+        [ln.Artifact(a, key="a.txt"), ln.Artifact(b, key="a.txt"), ln.Artifact(b, key="b.txt")]
+    )
+    assert saved[0].id == existing.id
+    assert saved[1].version == "2" and saved[1].is_latest
+    assert saved[2].key == "b.txt" and saved[2].version == "1"
+    assert ln.Artifact.filter(key="a.txt", is_latest=True).count() == 1
+
+
+def test_bulk_save_is_all_or_nothing(instance, tmp_path: Path) -> None:
+    good = ln.Artifact(write(tmp_path / "g.txt", "good"), key="g.txt")
+    bad = ln.Artifact(write(tmp_path / "b.txt", "bad"), key="b.txt")
+    (tmp_path / "b.txt").unlink()
+    with pytest.raises(FileNotFoundError):
+        ln.save([good, bad])
+    assert ln.Artifact.filter().count() == 0
+    assert stored_files(instance) == []
