@@ -21,6 +21,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Artifact": "biolake.registries.artifact",
     "Registry": "biolake.registries.base",
+    "Record": "biolake.registries.record",
+    "Feature": "biolake.registries.feature",
     "Storage": "biolake.registries.storage",
     "QuerySet": "biolake.query",
     "User": "biolake.registries.user",
@@ -35,18 +37,21 @@ _LAZY = {
 
 __all__ = sorted([*_LAZY, "__version__"])
 
-if TYPE_CHECKING:
-    from biolake import errors, setup
-    from biolake.bulk import save
-    from biolake.query import QuerySet
-    from biolake.registries.artifact import Artifact
-    from biolake.registries.base import Registry
-    from biolake.registries.storage import Storage
-    from biolake.registries.project import Project
-    from biolake.registries.run import Run
-    from biolake.registries.transform import Transform
-    from biolake.registries.user import User
-    from biolake.setup import settings
+if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imports lazily
+    from biolake import errors as errors
+    from biolake import setup as setup
+    from biolake.bulk import save as save
+    from biolake.query import QuerySet as QuerySet
+    from biolake.registries.artifact import Artifact as Artifact
+    from biolake.registries.base import Registry as Registry
+    from biolake.registries.feature import Feature as Feature
+    from biolake.registries.project import Project as Project
+    from biolake.registries.record import Record as Record
+    from biolake.registries.run import Run as Run
+    from biolake.registries.storage import Storage as Storage
+    from biolake.registries.transform import Transform as Transform
+    from biolake.registries.user import User as User
+    from biolake.setup import settings as settings
 
 
 def __getattr__(name: str) -> Any:

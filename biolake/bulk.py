@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from biolake.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from biolake.registries.base import Registry
 
 R = TypeVar("R", bound="Registry")
@@ -45,3 +47,54 @@ def save(objects: Iterable[R]) -> list[R]:
             for i, obj in zip(where, saved, strict=True):
                 result[i] = obj
     return result
+
+
+def insert_new(session: Session, objects: Sequence[Registry]) -> None:
+    """INSERT new objects of one registry with one multi-row statement, then attach them to
+    the session as persistent rows, as if flushed.
+
+    About 5x faster than an ORM flush for thousands of rows. Column defaults are filled in
+    Python first and many-to-one relations set as objects are turned into their foreign keys;
+    objects with other pending relations (many-to-many) must go through ``session.flush()``.
+    """
+    from sqlalchemy import insert
+    from sqlalchemy.orm import make_transient_to_detached
+
+    if not objects:
+        return
+    model = type(objects[0])
+    mapper = model.__mapper__
+    columns = [c for c in mapper.column_attrs if c.key != "id"]
+    to_one = [
+        (rel.key, mapper.get_property_by_column(local).key)
+        for rel in mapper.relationships
+        if rel.direction.name == "MANYTOONE"
+        for _remote, local in rel.synchronize_pairs
+    ]
+    rows = []
+    for obj in objects:
+        state = obj.__dict__
+        for rel_key, fk_key in to_one:
+            related = state.get(rel_key)
+            if related is not None and state.get(fk_key) is None:
+                setattr(obj, fk_key, related.id)
+        row = {}
+        for prop in columns:
+            value = state.get(prop.key)
+            if value is None:
+                default = prop.columns[0].default
+                if default is not None and default.is_callable:
+                    value = default.arg(None)
+                elif default is not None and default.is_scalar:
+                    value = default.arg
+                if value is not None:
+                    setattr(obj, prop.key, value)
+            row[prop.key] = value
+        rows.append(row)
+    table = model.__table__
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)  # type: ignore[arg-type]
+    ids = session.connection().execute(stmt, rows).scalars().all()
+    for obj, new_id in zip(objects, ids, strict=True):
+        obj.id = new_id
+        make_transient_to_detached(obj)
+        session.add(obj)

@@ -41,9 +41,9 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # never hold a snapshot open and writes take the lock up front.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _ensure_wal(cursor)
     for pragma in (
-        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",  # first: switching to WAL may wait for a lock
-        "journal_mode=WAL",
         "synchronous=NORMAL",
         "foreign_keys=ON",
         "case_sensitive_like=ON",  # `contains` is case-sensitive; `icontains` lowercases both
@@ -52,6 +52,27 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _ensure_wal(cursor: Any) -> None:
+    """Switch the database file to WAL (a setting stored in the file, so usually a no-op).
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once, without
+    waiting, when another process is creating the same new database: retry until the timeout.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def make_engine(url: str) -> Engine:
@@ -73,7 +94,19 @@ def make_engine(url: str) -> Engine:
         raise InstanceError(
             "PostgreSQL support needs the driver: pip install 'biolake[postgres]'"
         ) from exc
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    event.listen(engine, "connect", _on_postgres_connect)
+    return engine
+
+
+def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Search's near matches (`q <% field`, index-backed) use this threshold; 0.5 tolerates a
+    # typo in a short word like SQLite's search does (see biolake/search.py). Outside a
+    # transaction, so that no rollback undoes it.
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    dbapi_conn.execute("SET pg_trgm.word_similarity_threshold = 0.5")
+    dbapi_conn.autocommit = autocommit
 
 
 class Database:

@@ -30,6 +30,7 @@ def _fmt(value: Any) -> str:
 def render(title: str, sections: dict[str, list[tuple[str, Any]]], return_str: bool) -> str | None:
     """Print ``sections`` as a tree under ``title``, or return the text."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.tree import Tree
 
     tree = Tree(f"[bold]{title}[/bold]")
@@ -39,18 +40,13 @@ def render(title: str, sections: dict[str, list[tuple[str, Any]]], return_str: b
         branch = tree.add(f"[bold dim]{section}[/bold dim]")
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
-            branch.add(f"{name.ljust(width)}  {_fmt(value)}", highlight=False)
-    console = Console(record=True, width=110, file=None if not return_str else _Null())
+            # Escaped: values such as "[int]" would otherwise be read as rich markup and vanish.
+            branch.add(escape(f"{name.ljust(width)}  {_fmt(value)}"), highlight=False)
+    import io
+
+    console = Console(record=True, width=110, file=io.StringIO() if return_str else None)
     console.print(tree)
     return console.export_text() if return_str else None
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
 
 
 def describe_artifact(artifact: Artifact, return_str: bool = False) -> str | None:
@@ -90,7 +86,7 @@ def describe_artifact(artifact: Artifact, return_str: bool = False) -> str | Non
 
 def _feature_rows(obj: Any) -> list[tuple[str, Any]]:
     try:
-        from biolake.features import describe_features  # type: ignore[attr-defined]
+        from biolake.features import describe_features
     except ImportError:
         return []
     return list(describe_features(obj)) if obj.id is not None else []

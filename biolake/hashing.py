@@ -27,9 +27,11 @@ Symlinks inside a folder
     link's path). A symlink that points outside the folder, to a directory, or nowhere is
     rejected, as are FIFOs, sockets and devices: the folder's content must be the folder's own.
 
-Throughput: :func:`copy_and_hash` reads each source byte once into reusable buffers; for large
-inputs a second thread writes chunk *i* while the caller's thread reads and hashes chunk *i+1*
-(BLAKE3 and file I/O release the GIL), which keeps both cores busy.
+Throughput: :func:`copy_and_hash` reads each source byte once into reusable buffers, hashes it
+and hands the same buffer to the destination. For large inputs, writer threads write chunk *i*
+while the caller's thread reads and hashes chunk *i+1* (BLAKE3 and file I/O release the GIL),
+which keeps both cores busy; a :class:`PositionalWriter` destination (the local store's O_DIRECT
+writer) takes several chunks in flight at once. Hashing alone uses BLAKE3's own threads.
 
 Example::
 
@@ -40,13 +42,14 @@ Example::
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import stat
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 import blake3
 
@@ -57,6 +60,7 @@ __all__ = [
     "CHUNK_SIZE",
     "Digest",
     "FolderHasher",
+    "PositionalWriter",
     "copy_and_hash",
     "copy_and_hash_file",
     "hash_bytes",
@@ -84,6 +88,19 @@ class Readable(Protocol):
 
 class Writable(Protocol):
     def write(self, data: memoryview, /) -> int | None: ...
+
+
+@runtime_checkable
+class PositionalWriter(Protocol):
+    """A sink that writes chunks at byte offsets, possibly from several threads at once.
+
+    Every chunk but the last is :data:`CHUNK_SIZE` bytes, starts at a multiple of it and lives
+    in a page-aligned buffer, so direct (unbuffered) I/O can take it as is.
+    """
+
+    writers: int
+
+    def write_at(self, data: memoryview, offset: int, /) -> None: ...
 
 
 class Digest(NamedTuple):
@@ -136,47 +153,82 @@ def _copy_sequential(
     return total
 
 
-def _copy_pipelined(src: Readable, dst: Writable, hasher: blake3.blake3) -> int:
-    """Read and hash chunk i+1 in this thread while a writer thread writes chunk i."""
-    buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(2)]
+def _read_full(src: Readable, buf: memoryview) -> int:
+    """Fill ``buf`` unless the source ends first, so every chunk but the last is full-size."""
+    got = 0
+    while got < len(buf) and (n := src.readinto(buf[got:])):
+        got += n
+    return got
+
+
+def _copy_pipelined(src: Readable, dst: PositionalWriter, hasher: blake3.blake3) -> int:
+    """Read and hash chunk i in this thread while writer threads write the chunks before it."""
+    n_buffers = dst.writers + 1
+    # Anonymous maps are page-aligned, as O_DIRECT writers need. They are unmapped when the
+    # last view goes away (an exception's traceback may still hold one, so no explicit close).
+    buffers = [memoryview(mmap.mmap(-1, CHUNK_SIZE)) for _ in range(n_buffers)]
     pending: deque[Future[None]] = deque()
     total = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biolake-write") as writer:
+    with ThreadPoolExecutor(dst.writers, thread_name_prefix="biolake-write") as pool:
         for i in itertools.count():
-            if len(pending) == len(buffers):  # the buffer to fill next is still being written
+            if len(pending) == n_buffers:  # the buffer to fill next is still being written
                 pending.popleft().result()
-            buf = buffers[i % len(buffers)]
-            n = src.readinto(buf)
-            if not n:
+            buf = buffers[i % n_buffers]
+            n = _read_full(src, buf)
+            if n:
+                pending.append(pool.submit(dst.write_at, buf[:n], total))
+                hasher.update(buf[:n])
+                total += n
+            if n < CHUNK_SIZE:
                 break
-            pending.append(writer.submit(_write_all, dst, buf[:n]))
-            hasher.update(buf[:n])
-            total += n
         for future in pending:
             future.result()
     return total
 
 
+class _InOrder:
+    """Adapt a sequential ``write()`` sink to the pipeline: one writer keeps chunks in order."""
+
+    writers = 1
+
+    def __init__(self, dst: Writable) -> None:
+        self._dst = dst
+
+    def write_at(self, data: memoryview, offset: int, /) -> None:
+        _write_all(self._dst, data)
+
+
 def copy_and_hash(
-    src: Readable, dst: Writable | None = None, *, size_hint: int | None = None
+    src: Readable,
+    dst: Writable | PositionalWriter | None = None,
+    *,
+    size_hint: int | None = None,
 ) -> Digest:
     """Stream ``src`` to ``dst`` (when given) in one pass, hashing every byte on the way.
 
-    ``size_hint`` (the expected size) only picks buffer sizes and whether to use a writer thread.
-    Errors from ``src`` or ``dst`` propagate unchanged; cleaning up ``dst`` is the caller's job.
+    ``dst`` is a file-like object with ``write()``, or a :class:`PositionalWriter` whose
+    ``write_at()`` may run in ``writers`` threads at once. ``size_hint`` (the expected size) only
+    picks buffer sizes and whether a writer thread pays off. Errors from ``src`` or ``dst``
+    propagate unchanged; cleaning up ``dst`` is the caller's job.
     """
+    # Small inputs get a small buffer: zeroing 8 MiB per file would dominate a folder of
+    # thousands of small files. The +1 lets the read that returns the last byte also see EOF.
+    hint = CHUNK_SIZE if size_hint is None else size_hint + 1
+    bufsize = max(_SMALL_BUFFER, min(CHUNK_SIZE, hint))
     if dst is None:
         # Hash only: BLAKE3's own threads use both cores on large chunks.
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        size = _copy_sequential(src, None, hasher, CHUNK_SIZE)
+        size = _copy_sequential(src, None, hasher, bufsize)
+    elif hasattr(dst, "write_at"):  # a PositionalWriter (duck-typed: Protocol checks are slow)
+        hasher = blake3.blake3()
+        size = _copy_pipelined(src, cast(PositionalWriter, dst), hasher)
     elif size_hint is not None and size_hint >= _PIPELINE_MIN_SIZE:
         # The writer thread takes the second core, so the hasher stays single-threaded.
         hasher = blake3.blake3()
-        size = _copy_pipelined(src, dst, hasher)
+        size = _copy_pipelined(src, _InOrder(dst), hasher)
     else:
         hasher = blake3.blake3()
-        hint = CHUNK_SIZE if size_hint is None else size_hint + 1  # +1: EOF in the same read
-        size = _copy_sequential(src, dst, hasher, max(_SMALL_BUFFER, min(CHUNK_SIZE, hint)))
+        size = _copy_sequential(src, dst, hasher, bufsize)
     return Digest(_format(hasher), size)
 
 
@@ -190,7 +242,9 @@ def _source_changed(before: os.stat_result, after: os.stat_result, copied: int) 
     )
 
 
-def copy_and_hash_file(src: str | os.PathLike[str], dst: Writable | None = None) -> Digest:
+def copy_and_hash_file(
+    src: str | os.PathLike[str], dst: Writable | PositionalWriter | None = None
+) -> Digest:
     """Stream the file ``src`` into ``dst`` (or nowhere) and return its :class:`Digest`.
 
     Raises StorageError when the file changes while it is read (it was truncated, appended to or

@@ -30,7 +30,7 @@ def config_path(root: Path) -> Path:
 def read_config(root: Path) -> dict[str, Any]:
     path = config_path(root)
     try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InstanceError(
             f"The instance settings {path} are corrupt ({exc}). Restore the file from a backup, "

@@ -9,11 +9,11 @@ further names (features) through ``_resolve_extra``. Anything unknown raises ``I
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from sqlalchemy import JSON, ColumnElement, Select, and_, false, func, not_, select
+from sqlalchemy import JSON, ColumnElement, Integer, Select, and_, false, func, not_, select
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, aliased
-from sqlalchemy.orm.util import AliasedClass
 
 from biolake.errors import InvalidArgument, did_you_mean
 
@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from biolake.registries.base import Registry
 
 T = TypeVar("T", bound="Registry")
+# The instance a QuerySet builds its conditions for: hooks that read the database (feature
+# names) use it, so a query on a non-current instance looks its features up in the right place.
+_building_for: ContextVar[Instance | None] = ContextVar("_building_for", default=None)
+
+
+def query_instance() -> Instance:
+    """The instance whose query is being built, else the current instance."""
+    instance = _building_for.get()
+    if instance is None:
+        from biolake.setup import current_instance
+
+        instance = current_instance()
+    return instance
+
+
 Entity = Any  # a mapped class or an aliased class
 
 # --- the lookup table -------------------------------------------------------------------------
@@ -35,6 +50,12 @@ def _exact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
 
 def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     if isinstance(value, QuerySet):
+        if not isinstance(getattr(col, "type", None), Integer):
+            name = getattr(col, "key", "field")
+            raise InvalidArgument(
+                f"`{name}__in` got a QuerySet, which stands for row ids: filter by id__in=... or "
+                "by a relation, e.g. created_by__in=ln.User.filter(...)."
+            )
         return col.in_(value._select_ids())
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         raise InvalidArgument(f"`__in` takes a list or a QuerySet, not {value!r}.")
@@ -126,7 +147,9 @@ def _pk_of(value: Any) -> Any:
 
     if isinstance(value, Registry):
         if value.id is None:
-            raise InvalidArgument(f"{value!r} is not saved yet: call .save() before filtering by it.")
+            raise InvalidArgument(
+                f"{value!r} is not saved yet: call .save() before filtering by it."
+            )
         return value.id
     return value
 
@@ -161,7 +184,7 @@ def _local_fk(rel: RelationshipProperty[Any]) -> Any:
     return local
 
 
-def _through(entity: Entity, rel: RelationshipProperty[Any], target: AliasedClass[Any], inner: Any) -> Any:
+def _through(entity: Entity, rel: RelationshipProperty[Any], target: Entity, inner: Any) -> Any:
     """``entity`` rows related through ``rel`` to a ``target`` row matching ``inner``."""
     if rel.direction is RelationshipDirection.MANYTOONE:
         ((remote, local),) = rel.synchronize_pairs
@@ -170,9 +193,13 @@ def _through(entity: Entity, rel: RelationshipProperty[Any], target: AliasedClas
         return fk.in_(ids.correlate(None).scalar_subquery())
     if rel.direction is RelationshipDirection.ONETOMANY:
         ((local, remote),) = rel.synchronize_pairs
-        ids = select(getattr(target, _attr_key(rel.mapper.class_, remote))).where(inner)
+        remote_key = getattr(target, _attr_key(rel.mapper.class_, remote))
+        # Without NULL keys: `NOT (id IN (..., NULL))` is NULL, which would drop every row
+        # from `runs__isnull=True` as soon as one related row has no parent.
+        ids = select(remote_key).where(inner, remote_key.is_not(None))
         own = getattr(entity, _attr_key(rel.parent.class_, local))
         return own.in_(ids.correlate(None).scalar_subquery())
+    assert rel.secondary_synchronize_pairs is not None  # many-to-many
     ((local, sec_local),) = rel.synchronize_pairs
     ((remote, sec_remote),) = rel.secondary_synchronize_pairs
     target_key = getattr(target, _attr_key(rel.mapper.class_, remote))
@@ -182,7 +209,7 @@ def _through(entity: Entity, rel: RelationshipProperty[Any], target: AliasedClas
 
 
 def _attr_key(model: type[Any], column: Any) -> str:
-    return model.__mapper__.get_property_by_column(column).key  # type: ignore[no-any-return]
+    return model.__mapper__.get_property_by_column(column).key
 
 
 def _json_condition(column: Any, rest: list[str], value: Any, dialect: str) -> Any:
@@ -237,6 +264,7 @@ class QuerySet(Generic[T]):
         order: tuple[Any, ...] = (),
         window: tuple[int | None, int | None] = (None, None),
         distinct: bool = False,
+        described: tuple[str, ...] = (),
     ) -> None:
         self.model = model
         self._instance_arg = instance
@@ -245,14 +273,16 @@ class QuerySet(Generic[T]):
         self._order = order
         self._window = window
         self._distinct = distinct
+        self._described = described  # the lookups as text, for error messages
 
     def _clone(self, **changes: Any) -> QuerySet[T]:
-        state = {
+        state: dict[str, Any] = {
             "where": self._where,
             "filtered": self._filtered,
             "order": self._order,
             "window": self._window,
             "distinct": self._distinct,
+            "described": self._described,
         }
         state.update(changes)
         return QuerySet(self.model, self._instance_arg, **state)
@@ -269,14 +299,22 @@ class QuerySet(Generic[T]):
 
     def _conditions(self, lookups: dict[str, Any]) -> list[Any]:
         dialect = self.instance.db.dialect
-        return [condition(self.model, key, value, dialect) for key, value in lookups.items()]
+        token = _building_for.set(self.instance)
+        try:
+            return [condition(self.model, key, value, dialect) for key, value in lookups.items()]
+        finally:
+            _building_for.reset(token)
 
     def filter(self, *queries: Any, **lookups: Any) -> QuerySet[T]:
         """Narrow to rows matching every lookup; positional SQLAlchemy conditions also work."""
         self._check_window()
         conds = [*queries, *self._conditions(lookups)]
         names = frozenset(k.split("__")[0] for k in lookups)
-        return self._clone(where=(*self._where, *conds), filtered=self._filtered | names)
+        texts = ["<SQL condition>"] * len(queries) + ([_format(lookups)] if lookups else [])
+        described = (*self._described, *texts)
+        return self._clone(
+            where=(*self._where, *conds), filtered=self._filtered | names, described=described
+        )
 
     def exclude(self, **lookups: Any) -> QuerySet[T]:
         """Drop rows matching all the lookups (rows where a compared value is NULL stay)."""
@@ -285,7 +323,8 @@ class QuerySet(Generic[T]):
         if not conds:
             return self
         excluded = not_(func.coalesce(and_(*conds), false()))
-        return self._clone(where=(*self._where, excluded))
+        described = (*self._described, f"exclude({_format(lookups)})")
+        return self._clone(where=(*self._where, excluded), described=described)
 
     def order_by(self, *fields: str) -> QuerySet[T]:
         """Order by fields; ``-field`` sorts descending."""
@@ -443,7 +482,9 @@ class QuerySet(Generic[T]):
     _filter_text: str | None = None
 
     def _describe_filter(self) -> str:
-        return self._filter_text or (f"{len(self._where)} condition(s)" if self._where else "{}")
+        if self._filter_text:
+            return self._filter_text
+        return ", ".join(self._described) if self._described else "no filter"
 
     def delete(self, permanent: bool = False) -> int:
         """Delete every matching row (trash, or for good with ``permanent=True``)."""

@@ -51,7 +51,9 @@ def _log(message: str) -> None:
 # --- init & connect ---------------------------------------------------------------------------
 
 
-def init(storage: str | os.PathLike[str] = "./mydata", db: str | None = None, name: str | None = None) -> Instance:
+def init(
+    storage: str | os.PathLike[str] = "./mydata", db: str | None = None, name: str | None = None
+) -> Instance:
     """Create an instance at the ``storage`` folder and connect to it.
 
     ``db`` is None for a SQLite file inside ``<storage>/.biolake/``, or a ``postgresql://`` URL.
@@ -63,7 +65,9 @@ def init(storage: str | os.PathLike[str] = "./mydata", db: str | None = None, na
             f"Cannot create an instance at {root}: it is a file. Pass a folder path "
             "(it is created if missing), e.g. ln.setup.init(storage='./mydata')."
         )
-    if db is not None and not db.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+    if db is not None and not db.startswith(
+        ("postgresql://", "postgres://", "postgresql+psycopg://")
+    ):
         raise InstanceError(
             f"Unsupported db {db!r}: pass a postgresql://user@host:port/dbname URL, or leave "
             "db unset for SQLite inside the storage folder."
@@ -77,10 +81,15 @@ def init(storage: str | os.PathLike[str] = "./mydata", db: str | None = None, na
                 f"ln.setup.connect({str(root)!r}), or choose another folder."
             )
         return connect(root)
-    config = {"name": name or root.name, "db": db}
+    instance = _create(root, db, name or root.name)
+    _log(f"created instance {instance.name!r} at {root}")
+    return instance
+
+
+def _create(root: Path, db: str | None, name: str) -> Instance:
+    config = {"name": name, "db": db}
     instance = _open_new(root, config)
-    _register_name(config["name"], root)
-    _log(f"created instance {config['name']!r} at {root}")
+    _register_name(name, root)
     return instance
 
 
@@ -183,14 +192,17 @@ def current_instance() -> Instance:
         default = home() / "default"
         if config_path(default).exists():
             return connect(default)
-        instance = init(storage=default, name="default")
-        _log(f"using the default instance at {default} (set BIOLAKE_INSTANCE to choose another)")
+        instance = _create(default, None, "default")
+        _log(
+            f"created the default instance at {default} "
+            "(set BIOLAKE_INSTANCE or call ln.setup.init to use another)"
+        )
         return instance
 
 
 def _connect_env(value: str) -> Instance:
     root = Path(value).expanduser()
-    if not value.strip() or not root.is_absolute() and not root.exists():
+    if not value.strip() or (not root.is_absolute() and not root.exists()):
         raise InstanceError(
             f"BIOLAKE_INSTANCE={value!r} is not a storage folder path. Set it to the folder of an "
             "instance, e.g. BIOLAKE_INSTANCE=/data/lab, or unset it to use the default instance."
@@ -212,7 +224,7 @@ def _names_file() -> Path:
 
 def _read_names() -> dict[str, str]:
     try:
-        return json.loads(_names_file().read_text())  # type: ignore[no-any-return]
+        return json.loads(_names_file().read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
@@ -252,10 +264,7 @@ class Settings:
         if _current is None:
             return "Settings(no instance connected yet)"
         inst = _current
-        return (
-            f"Settings(instance={inst.name!r}, storage='{inst.root}', "
-            f"db='{inst.db.safe_url}')"
-        )
+        return f"Settings(instance={inst.name!r}, storage='{inst.root}', db='{inst.db.safe_url}')"
 
 
 settings = Settings()

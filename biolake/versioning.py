@@ -17,9 +17,10 @@ If registering fails, bytes that this save stored and no row references are remo
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import zlib
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
@@ -42,17 +43,36 @@ def save_artifacts(instance: Instance, artifacts: Sequence[Artifact]) -> list[Ar
     """Store and register new artifacts in one transaction; returns the saved artifacts,
     where an existing artifact stands in for each duplicate."""
     new = [a for a in artifacts if a.id is None]
-    stored = _store_all(instance, new)
-    try:
-        with instance.db.write() as session:
-            result = _register(instance, session, artifacts, stored)
-    except BaseException:
-        _discard_unreferenced(instance, stored)
-        raise
-    finally:
-        for artifact in new:
-            _cleanup_staging(artifact)
+    with _gc_paused(len(new) >= PROGRESS_THRESHOLD):
+        stored = _store_all(instance, new)
+        try:
+            with instance.db.write() as session:
+                result = _register(instance, session, artifacts, stored)
+        except BaseException:
+            _discard_unreferenced(instance, stored)
+            raise
+        finally:
+            for artifact in new:
+                _cleanup_staging(artifact)
     return result
+
+
+@contextlib.contextmanager
+def _gc_paused(pause: bool) -> Iterator[None]:
+    """Pause the cyclic garbage collector during a large batch.
+
+    Thousands of ORM objects make every full collection walk them all; collections triggered
+    by the batch's own allocations tripled the time of ``ln.save`` of 10,000 files. The batch
+    creates no garbage cycles worth collecting early, and the collector resumes afterwards.
+    """
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # --- storing bytes ----------------------------------------------------------------------------
@@ -69,23 +89,29 @@ def _store_one(instance: Instance, artifact: Artifact) -> StoredObject:
 
 
 def _store_all(instance: Instance, artifacts: list[Artifact]) -> dict[int, StoredObject]:
-    """Store every artifact's bytes, two at a time (hashing and copying release the GIL)."""
+    """Store every artifact's bytes; the storage batches the work (both cores, one sync)."""
     if len(artifacts) <= 1:
         return {id(a): _store_one(instance, a) for a in artifacts}
-    stored: dict[int, StoredObject] = {}
-    progress = _progress(len(artifacts))
+    sources = []
+    for artifact in artifacts:
+        if artifact._source is None:
+            raise ValueError("This artifact has no source path to store.")
+        sources.append((artifact._source, artifact.suffix))
+    done: list[StoredObject] = []
+    progress = _Progress(len(artifacts))
+
+    def on_done(stored: StoredObject) -> None:
+        done.append(stored)
+        progress.advance()
+
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {pool.submit(_store_one, instance, a): a for a in artifacts}
-            for future in futures:  # in submission order: the first error is raised
-                stored[id(futures[future])] = future.result()
-                progress.advance()
+        stored = instance.storage.put_many(sources, on_done)
     except BaseException:
-        _discard_unreferenced(instance, stored)
+        _discard_unreferenced(instance, {i: s for i, s in enumerate(done)})
         raise
     finally:
         progress.close()
-    return stored
+    return {id(a): s for a, s in zip(artifacts, stored, strict=True)}
 
 
 class _Progress:
@@ -105,10 +131,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _progress(total: int) -> _Progress:
-    return _Progress(total)
 
 
 def _discard_unreferenced(instance: Instance, stored: dict[int, StoredObject]) -> None:
@@ -148,12 +170,14 @@ def _register(
     artifacts: Sequence[Artifact],
     stored: dict[int, StoredObject],
 ) -> list[Artifact]:
-    from biolake.registries.artifact import STEM_LENGTH, VERSION_SUFFIX_LENGTH
+    from biolake.bulk import insert_new
 
     new = [a for a in artifacts if a.id is None]
     _lock_keys(instance, session, {a.key or "" for a in new})
     latest = _latest_by_key(session, new, stored)
     storage_id = instance.storage_id
+    pending: list[Artifact] = []  # inserted together at the end
+    pending_versions: dict[str, list[str]] = {}  # stem -> versions not yet inserted
     result: list[Artifact] = []
     for artifact in artifacts:
         if artifact.id is not None:
@@ -170,21 +194,36 @@ def _register(
         artifact.n_files, artifact.storage_key = obj.n_files, obj.key
         artifact.storage_id = storage_id
         artifact._before_save(instance)
-        if current is not None:
-            artifact.stem = current.stem
-            artifact.version = artifact.version or _next_version(session, current.stem)
-            current.is_latest = False
-            session.flush()  # the old latest stops being latest before the new one is inserted
-        else:
-            artifact.stem = new_uid(STEM_LENGTH)
-            artifact.version = artifact.version or "1"
-        artifact.uid = artifact.stem + new_uid(VERSION_SUFFIX_LENGTH)
-        artifact.is_latest = True
-        session.add(artifact)
+        _assign_version(session, artifact, current, pending_versions)
+        pending.append(artifact)
         latest[lookup] = artifact
         result.append(artifact)
-    session.flush()
+    insert_new(session, pending)
     return result
+
+
+def _assign_version(
+    session: Session,
+    artifact: Artifact,
+    current: Artifact | None,
+    pending_versions: dict[str, list[str]],
+) -> None:
+    """Give ``artifact`` its stem, version and uid, and make it the latest of its stem."""
+    from biolake.registries.artifact import STEM_LENGTH, VERSION_SUFFIX_LENGTH
+
+    if current is None:
+        artifact.stem = new_uid(STEM_LENGTH)
+        artifact.version = artifact.version or "1"
+    else:
+        artifact.stem = current.stem
+        taken = pending_versions.get(current.stem, [])
+        artifact.version = artifact.version or _next_version(session, current.stem, taken)
+        current.is_latest = False
+        if current.id is not None:
+            session.flush()  # the old latest stops being latest before the new one is inserted
+    pending_versions.setdefault(artifact.stem, []).append(artifact.version)
+    artifact.uid = artifact.stem + new_uid(VERSION_SUFFIX_LENGTH)
+    artifact.is_latest = True
 
 
 def _lock_keys(instance: Instance, session: Session, keys: set[str]) -> None:
@@ -236,10 +275,11 @@ def _reuse(session: Session, existing: Artifact, new: Artifact) -> Artifact:
     return existing
 
 
-def _next_version(session: Session, stem: str) -> str:
+def _next_version(session: Session, stem: str, pending: Sequence[str] = ()) -> str:
     from biolake.registries.artifact import Artifact
 
-    versions = session.scalars(select(Artifact.version).where(Artifact.stem == stem)).all()
+    stored = session.scalars(select(Artifact.version).where(Artifact.stem == stem)).all()
+    versions = [*stored, *pending]
     numbers = [int(v) for v in versions if v.isdigit()]
     return str(max(numbers, default=len(versions)) + 1)
 

@@ -2,7 +2,8 @@
 
 It follows the "Artifacts" and "Versioning" sections of the API contract: register a file, a
 DataFrame and an AnnData object under keys, read them back, make new versions, look at them.
-Run it twice: the second run finds the same content and returns the existing artifacts.
+Then records, features and queries ("Records" and "Features" sections). Run it again: files with
+the same content return the existing artifacts; changed content makes new versions.
 """
 
 from __future__ import annotations
@@ -95,6 +96,67 @@ def main() -> None:
     print(
         f"\n{ln.Artifact.filter(key__startswith='demo/').count()} demo artifacts in the instance."
     )
+    records_features_and_queries(work)
+
+
+def records_features_and_queries(work: Path) -> None:
+    """The contract's "Records" and "Features" sections, on the artifacts of this demo."""
+    from datetime import date
+
+    import biolake as ln
+
+    step("Records: a type and its members, a hierarchy, search")
+    sample_type = ln.Record(name="Sample", is_type=True).save()
+    for name in ["P53mutant1", "P53mutant2", "WT-control"]:
+        ln.Record(name=name, type=sample_type).save()  # saving again returns the existing one
+    parent = ln.Record.get(name="P53mutant1")
+    child = ln.Record(name="P53mutant1-replicate1", type=sample_type).save()
+    child.parents.add(parent)
+    print("members of Sample:", [r.name for r in sample_type.instances.order_by("name")])
+    print("children of P53mutant1:", [r.name for r in parent.children])
+    print("search 'p53':", [r.name for r in ln.Record.search("p53")[:5]])
+
+    step("Features: typed metadata; one bad value and nothing from that call is stored")
+    ln.Feature(name="gc_content", dtype=float).save()
+    ln.Feature(name="read_count", dtype=int).save()
+    ln.Feature(name="experiment_date", dtype=date).save()
+    ln.Feature(name="cell_type", dtype=str).save()
+    ln.Feature(name="study_metadata", dtype=dict).save()
+    ln.Feature(name="sample", dtype=sample_type).save()
+    for i, cell_type in enumerate(["T cell", "B cell", "T cell"]):
+        path = work / f"counts{i}.csv"
+        path.write_text(f"gene,count\nTP53,{i}\n")
+        artifact = ln.Artifact(path, key=f"demo/counts/sample{i}.csv").save()
+        artifact.features.add_values(
+            {
+                "gc_content": 0.5 + i / 20,
+                "read_count": 800_000 * (i + 1),
+                "experiment_date": "2025-10-31",
+                "cell_type": cell_type,
+                "study_metadata": {"assay": {"type": "RNA-seq"}, "detail1": str(122 + i)},
+                "sample": ["P53mutant1", "P53mutant2", "WT-control"][i],
+            }
+        )
+    try:
+        artifact.features.add_values({"read_count": "a lot", "gc_content": 0.4})
+    except ln.errors.ValidationError as error:
+        print("rejected:", error)
+    print("values:", artifact.features.get_values())
+
+    step("Queries: fields, relations and features in one filter")
+    counts = ln.Artifact.filter(key__startswith="demo/counts/")
+    hits = counts.filter(read_count__gt=1_000_000, cell_type="T cell")
+    print("read_count > 1e6 and T cell:", [a.key for a in hits])
+    print(
+        "gc_content in [0.5, 0.55]:",
+        counts.filter(gc_content__gte=0.5, gc_content__lte=0.55).count(),
+    )
+    print("RNA-seq:", counts.filter(study_metadata__assay__type="RNA-seq").count())
+    print("sample P53mutant2:", [a.key for a in counts.filter(sample="P53mutant2")])
+    print("with a cell_type:", counts.filter(cell_type__isnull=False).count())
+    df = counts.to_dataframe(include="features")
+    print(df[["key", "read_count", "cell_type", "experiment_date"]])
+    artifact.describe()
 
 
 if __name__ == "__main__":

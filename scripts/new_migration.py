@@ -10,8 +10,11 @@ does not see everything (FTS tables, triggers, partial indexes need hand-written
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -23,7 +26,7 @@ from biolake.schema.migrate import MIGRATIONS
 
 def main() -> None:
     rev_id, message = sys.argv[1], sys.argv[2]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _later_set_aside(rev_id, Path(tmp)):
         engine = create_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}")
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
@@ -32,6 +35,20 @@ def main() -> None:
             if any((MIGRATIONS / "versions").glob("*.py")):
                 command.upgrade(config, "head")
             command.revision(config, message, autogenerate=True, rev_id=rev_id)
+
+
+@contextlib.contextmanager
+def _later_set_aside(rev_id: str, tmp: Path) -> Iterator[None]:
+    """Hide migrations after ``rev_id`` (e.g. the hand-written 0002 while 0001 is regenerated)."""
+    versions = MIGRATIONS / "versions"
+    later = [p for p in versions.glob("*.py") if p.name.split("_", 1)[0] > rev_id]
+    for path in later:
+        shutil.move(path, tmp / path.name)
+    try:
+        yield
+    finally:
+        for path in later:
+            shutil.move(tmp / path.name, path)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ _schemas = itertools.count()
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Keep the default instance and the instance index out of the user's home."""
     import biolake.setup
 
@@ -72,5 +74,5 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path, postgres_database: 
 
 
 @pytest.fixture
-def backend(instance) -> str:  # noqa: ANN001
+def backend(instance) -> str:
     return "sqlite" if instance.db.is_sqlite else "postgres"

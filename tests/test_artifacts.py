@@ -438,3 +438,29 @@ def test_bulk_save_is_all_or_nothing(instance, tmp_path: Path) -> None:
         ln.save([good, bad])
     assert ln.Artifact.filter().count() == 0
     assert stored_files(instance) == []
+
+
+def test_describe_shows_features_with_their_types(instance, tmp_path: Path) -> None:
+    ln.Feature(name="read_count", dtype=int).save()
+    ln.Feature(name="tissue", dtype=str).save()
+    artifact = ln.Artifact(write(tmp_path / "x.txt", "x"), key="x.txt").save()
+    artifact.features.add_values({"read_count": 42, "tissue": "[liver]"})
+    text = artifact.describe(return_str=True)
+    assert text is not None
+    assert "Features" in text
+    assert "read_count  42  [int]" in text
+    assert "[liver]" in text  # values that look like markup are shown as they are
+
+
+def test_any_suffix_is_accepted(instance, tmp_path: Path) -> None:
+    spaced = ln.Artifact(write(tmp_path / "report.final version", "x"), key="spaced").save()
+    assert spaced.suffix == ".final version"
+    assert spaced.cache().name.endswith(".final version")
+    long_suffix = "data." + "x" * 80  # too long to end a storage key: stored without a suffix
+    odd = ln.Artifact(write(tmp_path / long_suffix, "y"), key="odd").save()
+    assert odd.suffix == ""
+    assert odd.cache().read_text() == "y"
+    gz = ln.Artifact(write(tmp_path / "reads.fastq.gz", b"\x1f\x8b"), key="reads.fastq.gz").save()
+    assert gz.suffix == ".fastq.gz"
+    none = ln.Artifact(write(tmp_path / "README", "hi"), key="README").save()
+    assert none.suffix == ""

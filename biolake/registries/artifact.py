@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -23,9 +24,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.errors import InvalidArgument, ValidationError
+from biolake.features import HasFeatures
 from biolake.keys import validate_key
 from biolake.registries.base import CreatedBy, Registry
 from biolake.registries.project import Project, link_table
+from biolake.search import Searchable
 
 if TYPE_CHECKING:
     from biolake.instance import Instance
@@ -40,7 +43,7 @@ STEM_LENGTH = 16
 VERSION_SUFFIX_LENGTH = 4
 
 
-class Artifact(CreatedBy, Registry):
+class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     """A dataset: a file or folder (any suffix), a DataFrame or an AnnData object.
 
     Example::
@@ -64,6 +67,7 @@ class Artifact(CreatedBy, Registry):
     )
     _uid_length: ClassVar[int] = STEM_LENGTH + VERSION_SUFFIX_LENGTH
     _repr_fields = ("uid", "key", "version", "suffix", "size", "hash")
+    _search_fields = ("key", "description")
 
     key: Mapped[str | None] = mapped_column(String(1024))
     description: Mapped[str | None] = mapped_column(Text)
@@ -97,16 +101,17 @@ class Artifact(CreatedBy, Registry):
         version: str | None = None,
         run: Run | None = None,
     ) -> None:
-        source = Path(path).expanduser()
-        if not source.exists():
-            raise FileNotFoundError(f"No such file or folder: '{source}' (the artifact's path).")
-        from biolake.loaders import suffix_of
-
-        is_dir = source.is_dir()
+        source = Path(os.path.abspath(os.path.expanduser(path)))
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"No such file or folder: '{source}' (the artifact's path)."
+            ) from None
         super().__init__(
             key=None if key is None else validate_key(key),
             description=description,
-            suffix=suffix_of(source),
+            suffix=_storable_suffix(source),
             kind="folder" if is_dir else "file",
             run=run,
         )
@@ -114,7 +119,7 @@ class Artifact(CreatedBy, Registry):
             if not isinstance(version, str) or not version.strip():
                 raise ValidationError(f"version must be a non-empty string, not {version!r}.")
             self.version = version
-        self._source: Path | None = source.resolve()
+        self._source: Path | None = source
         self._cleanup: Path | None = None  # a temp file we wrote (DataFrame, AnnData)
 
     # --- constructors from objects -------------------------------------------------------------
@@ -198,7 +203,7 @@ class Artifact(CreatedBy, Registry):
             return super().save()  # metadata change of a saved artifact
         from biolake.versioning import save_artifacts
 
-        return save_artifacts(self._instance, [self])[0]  # type: ignore[return-value]
+        return save_artifacts(self._instance, [self])[0]
 
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
@@ -276,6 +281,20 @@ class Artifact(CreatedBy, Registry):
 
         restore_artifact(self)
         return self
+
+
+def _storable_suffix(path: Path) -> str:
+    """The path's suffix (``.csv.gz`` kept whole), or ``""`` for one storage cannot name
+    objects by (e.g. ``.final version`` with a space)."""
+    from biolake.loaders import suffix_of
+    from biolake.storage.base import check_suffix
+
+    suffix = suffix_of(path)
+    try:
+        check_suffix(suffix)
+    except ValidationError:
+        return ""
+    return suffix
 
 
 def _remove_tree(path: Path) -> None:

@@ -28,7 +28,12 @@ UID_ALPHABET = string.ascii_letters + string.digits
 
 
 def new_uid(length: int) -> str:
-    return "".join(secrets.choice(UID_ALPHABET) for _ in range(length))
+    """A random base62 string (about 5.95 bits per character, no modulo bias)."""
+    chars: list[str] = []
+    while len(chars) < length:
+        # 248 = 4 * 62: bytes below it map uniformly onto the alphabet; the rest are dropped.
+        chars.extend(UID_ALPHABET[b % 62] for b in secrets.token_bytes(length + 8) if b < 248)
+    return "".join(chars[:length])
 
 
 class Registry(Base):
@@ -49,9 +54,9 @@ class Registry(Base):
     # sort_order: identity first, bookkeeping last, in tables and DataFrames.
     id: Mapped[int] = mapped_column(primary_key=True, sort_order=-10)
     uid: Mapped[str] = mapped_column(String(20), unique=True, sort_order=-9)
-    visibility: Mapped[str] = mapped_column(
-        String(8), default="default", index=True, sort_order=10
-    )
+    # Not indexed on its own: nearly every row is "default", so such an index only misleads
+    # the query planner (SQLite picked it over the key index and scanned the table).
+    visibility: Mapped[str] = mapped_column(String(8), default="default", sort_order=10)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, sort_order=11)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -129,7 +134,7 @@ class Registry(Base):
     def _instance(self) -> Instance:
         session = object_session(self)
         if session is not None:
-            return session.info["instance"]  # type: ignore[no-any-return]
+            return session.info["instance"]
         from biolake.setup import current_instance
 
         return current_instance()
@@ -158,8 +163,8 @@ class Registry(Base):
         """Fill defaults that need the instance (uid, creator); subclasses extend it."""
         if not self.uid:
             self.uid = new_uid(self._uid_length)
-        if hasattr(self, "created_by_id") and self.created_by_id is None:
-            self.created_by_id = instance.user_id
+        if isinstance(self, CreatedBy):
+            self._default_creator(instance)
 
     def delete(self, permanent: bool = False) -> None:
         """Move the row to the trash, or remove it for good with ``permanent=True``."""
@@ -191,7 +196,7 @@ class Registry(Base):
         parts = []
         for name in names:
             value = getattr(self, name, None)
-            if value is None or name == "visibility" and value == "default":
+            if value is None or (name == "visibility" and value == "default"):
                 continue
             if isinstance(value, dt.datetime):
                 value = value.isoformat(timespec="seconds")
@@ -206,6 +211,10 @@ class CreatedBy:
     @declared_attr
     def created_by_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("users.id"), index=True, sort_order=12)
+
+    def _default_creator(self, instance: Instance) -> None:
+        if self.created_by_id is None:
+            self.created_by_id = instance.user_id
 
     @declared_attr
     def created_by(cls) -> Mapped[User]:

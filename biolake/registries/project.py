@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from biolake.registries.base import CreatedBy, Registry
 from biolake.schema.base import Base
+from biolake.search import Searchable
 
 
-class Project(CreatedBy, Registry):
+class Project(Searchable, CreatedBy, Registry):
     """A named project, e.g. ``ln.Project(name="Cancer Drug Screen 2025").save()``."""
 
     __tablename__ = "projects"
     _repr_fields = ("uid", "name")
+    _search_fields: ClassVar[tuple[str, ...]] = ("name", "description")
 
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
@@ -31,5 +35,7 @@ def link_table(name: str, left: str, right: str) -> Table:
         name,
         Base.metadata,
         Column(left_col, ForeignKey(f"{left}.id", ondelete="CASCADE"), primary_key=True),
-        Column(right_col, ForeignKey(f"{right}.id", ondelete="CASCADE"), primary_key=True, index=True),
+        Column(
+            right_col, ForeignKey(f"{right}.id", ondelete="CASCADE"), primary_key=True, index=True
+        ),
     )

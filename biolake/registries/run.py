@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from biolake.features import HasFeatures
 from biolake.registries.base import CreatedBy, Registry
 from biolake.registries.project import Project, link_table
 from biolake.schema.base import UTCDateTime, utcnow
@@ -21,7 +22,7 @@ run_projects = link_table("run_projects", "runs", "projects")
 run_inputs = link_table("run_inputs", "runs", "artifacts")
 
 
-class Run(CreatedBy, Registry):
+class Run(HasFeatures, CreatedBy, Registry):
     """One execution of a transform: ``ln.Run.filter(params__learning_rate=0.01)``."""
 
     __tablename__ = "runs"

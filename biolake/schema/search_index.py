@@ -9,8 +9,12 @@ change both together.
 
 PostgreSQL: a GIN ``gin_trgm_ops`` index per field (pg_trgm maintains it, no triggers).
 
-Alembic's batch mode on SQLite rebuilds a table and drops its triggers: a migration that
-batch-alters a searched table must call :func:`create_statements` again (after the drop ones).
+Both: an index on ``lower(<first field>)`` answers queries of one or two characters (prefixes),
+which no trigram index can.
+
+Alembic's batch mode on SQLite rebuilds a table and drops its triggers and expression indexes:
+a migration that batch-alters a searched table must run :func:`drop_statements`, then
+:func:`create_statements` again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Sequence
 
 # Tables searched by the registries (``_search_fields`` of each Searchable registry).
 SEARCHED_TABLES: dict[str, tuple[str, ...]] = {
+    "artifacts": ("key", "description"),
     "records": ("name", "description"),
     "features": ("name", "description"),
     "projects": ("name", "description"),
@@ -51,12 +56,14 @@ def sqlite_statements(table: str, fields: Sequence[str]) -> list[str]:
         f"BEGIN {delete_old} {insert_new} END",
         f"INSERT INTO {fts}(rowid, {cols}) "
         f"SELECT id, {', '.join(_padded(table, f) for f in fields)} FROM {table}",
+        f"CREATE INDEX ix_{table}_{fields[0]}_lower ON {table} (lower({fields[0]}))",
     ]
 
 
-def sqlite_drop_statements(table: str) -> list[str]:
+def sqlite_drop_statements(table: str, fields: Sequence[str]) -> list[str]:
     fts = f"{table}_fts"
     return [
+        f"DROP INDEX IF EXISTS ix_{table}_{fields[0]}_lower",
         f"DROP TRIGGER IF EXISTS {fts}_insert",
         f"DROP TRIGGER IF EXISTS {fts}_delete",
         f"DROP TRIGGER IF EXISTS {fts}_update",
@@ -68,14 +75,21 @@ def sqlite_drop_statements(table: str) -> list[str]:
 def postgres_statements(table: str, fields: Sequence[str], trgm_schema: str) -> list[str]:
     """Create a trigram GIN index per field (pg_trgm must be installed in ``trgm_schema``)."""
     return [
-        f"CREATE INDEX IF NOT EXISTS ix_{table}_{field}_trgm ON {table} "
-        f'USING gin ({field} "{trgm_schema}".gin_trgm_ops)'
-        for field in fields
+        *(
+            f"CREATE INDEX IF NOT EXISTS ix_{table}_{field}_trgm ON {table} "
+            f'USING gin ({field} "{trgm_schema}".gin_trgm_ops)'
+            for field in fields
+        ),
+        f"CREATE INDEX IF NOT EXISTS ix_{table}_{fields[0]}_lower ON {table} "
+        f"(lower({fields[0]}) text_pattern_ops)",
     ]
 
 
 def postgres_drop_statements(table: str, fields: Sequence[str]) -> list[str]:
-    return [f"DROP INDEX IF EXISTS ix_{table}_{field}_trgm" for field in fields]
+    return [
+        f"DROP INDEX IF EXISTS ix_{table}_{fields[0]}_lower",
+        *(f"DROP INDEX IF EXISTS ix_{table}_{field}_trgm" for field in fields),
+    ]
 
 
 def create_statements(
@@ -90,5 +104,5 @@ def create_statements(
 
 def drop_statements(table: str, fields: Sequence[str], dialect: str) -> list[str]:
     if dialect == "sqlite":
-        return sqlite_drop_statements(table)
+        return sqlite_drop_statements(table, fields)
     return postgres_drop_statements(table, fields)

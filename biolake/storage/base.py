@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -93,6 +93,30 @@ class Storage(ABC):
     @abstractmethod
     def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
         """Store the folder ``src`` (every file under it) under its content key."""
+
+    def put_many(
+        self,
+        sources: Sequence[tuple[Path, str]],
+        on_done: Callable[[StoredObject], None] | None = None,
+    ) -> list[StoredObject]:
+        """Store many files or folders ``(path, suffix)``; results in input order.
+
+        ``on_done`` gets each object once it is stored (for progress bars, and so that a caller
+        whose batch fails can remove what the batch stored). Backends override this to batch
+        their durability work.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def put(item: tuple[Path, str]) -> StoredObject:
+            path, suffix = item
+            stored = self.put_folder(path, suffix) if path.is_dir() else self.put_file(path, suffix)
+            if on_done is not None:
+                on_done(stored)
+            return stored
+
+        # Hashing and copying release the GIL: two workers keep both cores busy.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(put, sources))
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:

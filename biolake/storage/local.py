@@ -13,12 +13,13 @@ import errno
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from biolake.errors import StorageError
 from biolake.hashing import FolderHasher, list_folder
+from biolake.storage._direct import DIRECT_MIN_SIZE
 from biolake.storage._fs import (
     READ_ONLY_DIR,
     WRITABLE_DIR,
@@ -26,6 +27,7 @@ from biolake.storage._fs import (
     fsync_tree_dirs,
     remove_tree,
     set_dirs_mode,
+    sync_filesystem,
     tree_size,
     write_read_only_copy,
 )
@@ -62,13 +64,16 @@ class LocalStorage(Storage):
         self.path = Path(root).expanduser().absolute()
         self.root = str(self.path)
         self.fsync = fsync
+        self._tmp_ready = False
 
     def __repr__(self) -> str:
         return f"LocalStorage({self.root!r})"
 
     def _tmp_path(self) -> Path:
         tmp_dir = self.path / TMP_DIR
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+        if not self._tmp_ready:  # once per process: one syscall less per stored file
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._tmp_ready = True
         return tmp_dir / f"{uuid.uuid4().hex}.part"
 
     def _path(self, key: str) -> Path:
@@ -88,8 +93,65 @@ class LocalStorage(Storage):
             tmp.unlink(missing_ok=True)
         return StoredObject(key, digest.hash, digest.size, n_files=None, is_dir=False)
 
-    def _publish_file(self, tmp: Path, final: Path, size: int) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
+    def _make_shard(self, shard: Path) -> None:
+        try:
+            shard.mkdir(parents=True)
+        except FileExistsError:
+            return
+        if self.fsync:
+            fsync_dir(shard.parent)  # the new shard's own entry must survive a crash too
+
+    def put_many(
+        self,
+        sources: Sequence[tuple[Path, str]],
+        on_done: Callable[[StoredObject], None] | None = None,
+    ) -> list[StoredObject]:
+        """Like ``put_file`` for each small file, but with one filesystem sync for the whole batch
+        instead of two fsyncs per file (each fsync is a journal commit: ~0.2-4 ms here).
+
+        Copies go to temp names without fsync, then one ``syncfs`` makes them durable, then they
+        are linked into place, then a second ``syncfs`` makes the new names durable. Folders and
+        large files (written with O_DIRECT) go through the single-object path.
+        """
+        small = [
+            i
+            for i, (path, _) in enumerate(sources)
+            if path.is_file() and path.stat().st_size < DIRECT_MIN_SIZE
+        ]
+        if not self.fsync or len(small) < 2:
+            return super().put_many(sources, on_done)
+        for _, suffix in sources:
+            check_suffix(suffix)
+        results: dict[int, StoredObject] = {}
+        small_set = set(small)
+        others = [sources[i] for i in range(len(sources)) if i not in small_set]
+        for i, stored in zip(
+            [i for i in range(len(sources)) if i not in small_set],
+            super().put_many(others, on_done),
+            strict=True,
+        ):
+            results[i] = stored
+        tmps = {i: self._tmp_path() for i in small}
+        try:
+            # One thread: for small files the work is many short syscalls, and two threads
+            # contending for the GIL were 3-10x slower than one (measured on 2 cores).
+            digests = {i: write_read_only_copy(sources[i][0], tmps[i], fsync=False) for i in small}
+            sync_filesystem(self.path)
+            for i in small:
+                digest = digests[i]
+                key = object_key(digest.hash, sources[i][1])
+                self._publish_file(tmps[i], self.path / key, digest.size, sync=False)
+                results[i] = StoredObject(key, digest.hash, digest.size, n_files=None, is_dir=False)
+                if on_done is not None:
+                    on_done(results[i])
+            sync_filesystem(self.path)
+        finally:
+            for tmp in tmps.values():
+                tmp.unlink(missing_ok=True)
+        return [results[i] for i in range(len(sources))]
+
+    def _publish_file(self, tmp: Path, final: Path, size: int, sync: bool = True) -> None:
+        self._make_shard(final.parent)
         try:
             os.link(tmp, final)  # atomic, and fails rather than replace an existing object
         except FileExistsError:
@@ -103,7 +165,7 @@ class LocalStorage(Storage):
                 return
             # A concurrent writer of the same key holds identical bytes, so a replace is harmless.
             os.rename(tmp, final)
-        if self.fsync:
+        if self.fsync and sync:
             fsync_dir(final.parent)
 
     def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
@@ -127,7 +189,7 @@ class LocalStorage(Storage):
         return StoredObject(key, hasher.hash(), hasher.size, n_files=hasher.n_files, is_dir=True)
 
     def _publish_folder(self, tmp: Path, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._make_shard(final.parent)
         if final.exists():
             return
         try:

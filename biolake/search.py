@@ -1,0 +1,236 @@
+"""Ranked, typo-tolerant text search over a registry's fields, backed by a trigram index.
+
+A registry opts in with the mixin and the fields to search, first field first in rank::
+
+    class Artifact(Searchable, CreatedBy, Registry):
+        _search_fields = ("key", "description")
+
+and a migration creates the index (``biolake.schema.search_index``: add the table and fields to
+``SEARCHED_TABLES`` and run its ``create_statements`` in a migration). ``Artifact.search("rna")``
+then returns a lazy QuerySet that can be filtered further and keeps its order.
+
+Matching is case-insensitive. A row matches when a field contains the query, or, for queries of
+three characters or more, when a field shares at least half of the query's trigrams (a near
+match, e.g. a typo). Rows are ranked: exact value first, then prefix, substring, near match; ties
+go to the larger trigram overlap, then the shorter first field, then alphabetical order.
+
+- SQLite: candidates come from the FTS5 trigram index: the query as a phrase, OR pairs of its
+  rarest trigrams, chosen (pigeonhole principle) so that every near match holds one pair; the
+  few candidates are then checked and ranked in SQL.
+- PostgreSQL: ``ILIKE '%q%'`` and pg_trgm's word similarity ``q <% field`` (threshold 0.5, set
+  per connection in ``biolake.db``), both
+  answered by the GIN trigram index; ranked by ``word_similarity``.
+
+Queries of one or two characters cannot use a trigram index: they match values of the first
+field that start with the query (an index on ``lower(field)``), as in search-as-you-type.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    text,
+)
+
+from biolake.errors import InstanceError, InvalidArgument
+
+if TYPE_CHECKING:
+    from biolake.instance import Instance
+    from biolake.query import QuerySet
+
+NEAR_SHARE = 0.5  # SQLite: a near match shares at least this fraction of the query's trigrams
+MAX_QUERY_LENGTH = 200
+MAX_PAIRS = 66  # FTS terms of the pairwise candidate query (a pool of 12 trigrams)
+
+
+class Searchable:
+    """Mixin: ``Model.search(text)`` over the fields named in ``_search_fields``."""
+
+    _search_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def search(cls, query: str) -> QuerySet[Self]:  # type: ignore[type-var]
+        """Rows matching ``query``, best match first, as a QuerySet.
+
+        Example: ``ln.Record.search("p53").to_dataframe()``
+        """
+        from biolake.query import QuerySet
+
+        q = _normalize(query)
+        model: Any = cls
+        instance = model.objects().instance
+        if len(q) < 3:
+            where, score = _prefix_match(model, q, instance.db.dialect), literal(0.0)
+        elif instance.db.is_sqlite:
+            where, score = _sqlite_match(model, q, instance)
+        else:
+            where, score = _postgres_match(model, q, _trgm_schema(instance))
+        order = _ranking(model, q, score, instance.db.dialect)
+        return QuerySet(
+            model, instance, where=(where,), order=order, described=(f"search({query!r})",)
+        )
+
+
+def _normalize(query: Any) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidArgument(f"search() takes a non-empty string, not {query!r}.")
+    q = " ".join(query.lower().split())
+    if len(q) > MAX_QUERY_LENGTH:
+        raise InvalidArgument(f"Search queries are at most {MAX_QUERY_LENGTH} characters.")
+    if "\x00" in q:
+        raise InvalidArgument("Search queries must not contain NUL characters.")
+    return q
+
+
+def _fields(model: Any) -> list[ColumnElement[Any]]:
+    return [func.lower(func.coalesce(getattr(model, f), "")) for f in model._search_fields]
+
+
+def _contains(lowered: ColumnElement[Any], q: str) -> ColumnElement[bool]:
+    return lowered.contains(q, autoescape=True)
+
+
+# --- SQLite: FTS5 trigram ---------------------------------------------------------------------
+
+
+def trigrams(q: str) -> list[str]:
+    """The distinct trigrams of ``q`` padded with a space on both sides, as the index holds them."""
+    padded = f" {q} "
+    return list(dict.fromkeys(padded[i : i + 3] for i in range(len(padded) - 2)))
+
+
+def _sqlite_match(model: Any, q: str, instance: Instance) -> tuple[Any, Any]:
+    lowered = _fields(model)
+    substring = or_(*(_contains(f, q) for f in lowered))
+    tris = trigrams(q)
+    needed = math.ceil(NEAR_SHARE * len(tris))
+    name = f"{model.__tablename__}_fts"
+    fts = table(name, column("rowid"), column(name))  # the hidden column named like the table
+    terms = f"{_fts_string(q)} OR {_near_terms(model, tris, needed, instance)}"
+    candidates = select(fts.c.rowid).where(fts.c[name].op("MATCH")(terms))
+    shared = [_shared(f, tris) for f in lowered]
+    near = or_(*(s >= needed for s in shared))
+    score = func.max(*shared, literal(0)) if len(shared) > 1 else shared[0]
+    where = model.id.in_(candidates.scalar_subquery()) & (substring | near)
+    return where, cast(score, Float) / len(tris)
+
+
+def _near_terms(model: Any, tris: list[str], needed: int, instance: Instance) -> str:
+    """An FTS expression every row sharing ``needed`` of ``tris`` satisfies, as narrow as cheap.
+
+    Pigeonhole: such a row misses at most ``n - needed`` trigrams, so it holds at least 2 of any
+    ``n - needed + 2`` of them (pairs: few candidates), or at least 1 of any ``n - needed + 1``.
+    The rarest trigrams are chosen, from the index's own counts.
+    """
+    n = len(tris)
+    ranked = _by_rarity(model, tris, instance)
+    pool = n - needed + 2
+    if needed >= 2 and pool <= n and math.comb(pool, 2) <= MAX_PAIRS:
+        pairs = itertools.combinations(ranked[:pool], 2)
+        return " OR ".join(f"({_fts_string(a)} AND {_fts_string(b)})" for a, b in pairs)
+    return " OR ".join(_fts_string(t) for t in ranked[: n - needed + 1])
+
+
+def _fts_string(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _shared(lowered: ColumnElement[Any], tris: list[str]) -> ColumnElement[Any]:
+    """How many of ``tris`` the padded field contains (computed for candidates only)."""
+    padded = literal(" ") + lowered + literal(" ")
+    hits = [case((func.instr(padded, t) > 0, 1), else_=0) for t in tris]
+    total: ColumnElement[Any] = hits[0]
+    for hit in hits[1:]:
+        total = total + hit
+    return total
+
+
+def _by_rarity(model: Any, tris: list[str], instance: Instance) -> list[str]:
+    """``tris``, those held by the fewest rows first (one lookup in the fts5vocab table)."""
+    vocab = table(f"{model.__tablename__}_fts_vocab", column("term"), column("doc", Integer))
+    stmt = select(vocab.c.term, vocab.c.doc).where(vocab.c.term.in_(tris))
+    db = instance.db
+    try:
+        counts = {term: doc for term, doc in db.session.execute(stmt)}
+    finally:
+        db.end_read()
+    return sorted(tris, key=lambda t: counts.get(t, 0))
+
+
+# --- PostgreSQL: pg_trgm ----------------------------------------------------------------------
+
+
+def _trgm_schema(instance: Instance) -> str:
+    """The schema pg_trgm is installed in (cached per instance); its operators are qualified."""
+    info = instance.db.session.info
+    if "pg_trgm_schema" not in info:
+        from biolake.schema.search_index import TRGM_SCHEMA_QUERY
+
+        try:
+            schema = instance.db.session.execute(text(TRGM_SCHEMA_QUERY)).scalar()
+        finally:
+            instance.db.end_read()
+        if schema is None:
+            raise InstanceError(
+                "Search needs the PostgreSQL extension pg_trgm: run CREATE EXTENSION pg_trgm "
+                "as a superuser in this database, then reconnect."
+            )
+        info["pg_trgm_schema"] = schema
+    return str(info["pg_trgm_schema"])
+
+
+def _postgres_match(model: Any, q: str, schema: str) -> tuple[Any, Any]:
+    fields = [getattr(model, f) for f in model._search_fields]
+    pattern = "%" + _like_escape(q) + "%"
+    near = literal(q).op(f'OPERATOR("{schema}".<%)', is_comparison=True)
+    matches = [f.ilike(pattern) for f in fields] + [near(f) for f in fields]
+    similarity = getattr(func, schema).word_similarity
+    scores = [func.coalesce(similarity(q, f), 0.0) for f in fields]
+    score = func.greatest(*scores) if len(scores) > 1 else scores[0]
+    return or_(*matches), score
+
+
+def _prefix_match(model: Any, q: str, dialect: str) -> Any:
+    """Values of the first field starting with ``q``: a range on the ``lower(field)`` index."""
+    first = func.lower(getattr(model, model._search_fields[0]))
+    if dialect == "sqlite":  # BINARY order: every value with prefix q sorts in [q, q+1)
+        return (first >= q) & (first < q[:-1] + chr(ord(q[-1]) + 1))
+    return first.like(_like_escape(q) + "%")  # text_pattern_ops index
+
+
+def _like_escape(q: str) -> str:
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- ranking ----------------------------------------------------------------------------------
+
+
+def _ranking(model: Any, q: str, score: Any, dialect: str) -> tuple[Any, ...]:
+    tiers = [
+        case(
+            (f == q, 0),
+            (func.substr(f, 1, len(q)) == q, 1),
+            (_contains(f, q), 2),
+            else_=3,
+        )
+        for f in _fields(model)
+    ]
+    least = func.min if dialect == "sqlite" else func.least
+    tier = least(*tiers) if len(tiers) > 1 else tiers[0]
+    first = getattr(model, model._search_fields[0])
+    alphabetical = _fields(model)[0]
+    return (tier.asc(), score.desc(), func.length(first).asc(), alphabetical.asc(), model.id.asc())

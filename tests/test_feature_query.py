@@ -1,0 +1,268 @@
+"""Filtering by features and exporting them, as tables of lookups -> expected objects.
+
+Each test builds one small lab on every host registry and backend:
+
+    h1  read_count=2e6  gc=0.55  flag  cell_type="T cell"  day=2025-10-31  at=2025-10-31 12:00Z
+        meta={detail1: "123", assay: {type: RNA-seq, n: 3}}  tags=[a, b]  sample=S1
+    h2  read_count=500  gc=0.45  !flag cell_type="B cell"  day=2025-01-01  at=2025-01-01 00:00Z
+        meta={detail1: 123, assay: {type: ATAC}}  tags=[]  sample=S2
+    h3  read_count=1e7  cell_type="T cell"  meta={assay: {type: RNA-seq, n: 10}}  tags=[b]
+    h4  no values; gc linked without a value
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from feature_hosts import Host, host_kinds, make_host
+
+import biolake as ln
+from biolake.errors import InvalidArgument
+
+UTC = dt.UTC
+FEATURES = {
+    "read_count": int,
+    "gc": float,
+    "flag": bool,
+    "cell_type": str,
+    "day": dt.date,
+    "at": dt.datetime,
+    "meta": dict,
+    "tags": list[str],
+}
+
+
+class Lab:
+    def __init__(self, host: Host) -> None:
+        self.model = host.model
+        sample = ln.Record(name="Sample", is_type=True).save()
+        for name in ["S1", "S2"]:
+            ln.Record(name=name, type=sample).save()
+        for name, dtype in FEATURES.items():
+            ln.Feature(name=name, dtype=dtype).save()
+        ln.Feature(name="sample", dtype=sample).save()
+        self.objects = {label: host.new() for label in ["h1", "h2", "h3", "h4"]}
+        h = self.objects
+        h["h1"].features.add_values(
+            {
+                "read_count": 2_000_000,
+                "gc": 0.55,
+                "flag": True,
+                "cell_type": "T cell",
+                "day": "2025-10-31",
+                "at": dt.datetime(2025, 10, 31, 12, tzinfo=UTC),
+                "meta": {"detail1": "123", "assay": {"type": "RNA-seq", "n": 3}},
+                "tags": ["a", "b"],
+                "sample": "S1",
+            }
+        )
+        h["h2"].features.add_values(
+            {
+                "read_count": 500,
+                "gc": 0.45,
+                "flag": False,
+                "cell_type": "B cell",
+                "day": dt.date(2025, 1, 1),
+                "at": "2025-01-01T00:00:00Z",
+                "meta": {"detail1": 123, "assay": {"type": "ATAC"}},
+                "tags": [],
+                "sample": "S2",
+            }
+        )
+        h["h3"].features.add_values(
+            {
+                "read_count": 10**7,
+                "cell_type": "T cell",
+                "meta": {"assay": {"type": "RNA-seq", "n": 10}},
+                "tags": ["b"],
+            }
+        )
+        h["h4"].features.add("gc")
+
+    def labels(self, qs: Any) -> list[str]:
+        by_id = {obj.id: label for label, obj in self.objects.items()}
+        return sorted(by_id[obj.id] for obj in qs)
+
+
+@pytest.fixture(params=host_kinds())
+def lab(request: pytest.FixtureRequest, instance: Any, tmp_path: Path) -> Lab:
+    return Lab(make_host(request.param, tmp_path))
+
+
+CASES: list[tuple[dict[str, Any], list[str]]] = [
+    ({"read_count": 500}, ["h2"]),
+    ({"read_count__gt": 10**6}, ["h1", "h3"]),
+    ({"read_count__gt": 1e6}, ["h1", "h3"]),
+    ({"read_count__gte": 500, "read_count__lt": 2_000_000}, ["h2"]),
+    ({"read_count__in": [500, 10**7]}, ["h2", "h3"]),
+    ({"read_count__range": (0, 2_000_000)}, ["h1", "h2"]),
+    ({"read_count__isnull": True}, ["h4"]),
+    ({"read_count__isnull": False}, ["h1", "h2", "h3"]),
+    ({"read_count": None}, ["h4"]),
+    ({"gc__gte": 0.5, "gc__lte": 0.6}, ["h1"]),
+    ({"gc": 0.55}, ["h1"]),
+    ({"gc__lt": 1}, ["h1", "h2"]),
+    ({"gc__isnull": True}, ["h3", "h4"]),
+    ({"flag": True}, ["h1"]),
+    ({"flag": False}, ["h2"]),
+    ({"flag__in": [True, False]}, ["h1", "h2"]),
+    ({"cell_type": "T cell"}, ["h1", "h3"]),
+    ({"cell_type__startswith": "T"}, ["h1", "h3"]),
+    ({"cell_type__icontains": "CELL"}, ["h1", "h2", "h3"]),
+    ({"cell_type__contains": "CELL"}, []),
+    ({"cell_type__in": ["B cell", "X"]}, ["h2"]),
+    ({"cell_type__gt": "C"}, ["h1", "h3"]),
+    ({"cell_type__iexact": "t CELL"}, ["h1", "h3"]),
+    ({"day": "2025-10-31"}, ["h1"]),
+    ({"day__lt": dt.date(2025, 6, 1)}, ["h2"]),
+    ({"day__range": ("2025-01-01", "2025-12-31")}, ["h1", "h2"]),
+    ({"at__gte": "2025-06-01T00:00:00+00:00"}, ["h1"]),
+    ({"at": dt.datetime(2025, 1, 1, tzinfo=UTC)}, ["h2"]),
+    ({"at": dt.datetime(2025, 1, 1)}, ["h2"]),  # naive means UTC
+    ({"at__lt": dt.date(2025, 6, 1)}, ["h2"]),
+    ({"at__gt": dt.datetime(2025, 10, 31, 13, tzinfo=dt.timezone(dt.timedelta(hours=2)))}, ["h1"]),
+    ({"meta__detail1": "123"}, ["h1"]),
+    ({"meta__detail1": 123}, ["h2"]),
+    ({"meta__assay__type": "RNA-seq"}, ["h1", "h3"]),
+    ({"meta__assay__n__gt": 5}, ["h3"]),
+    ({"meta__assay__n__isnull": True}, ["h2", "h4"]),
+    ({"meta__assay__n__isnull": False}, ["h1", "h3"]),
+    ({"meta__assay__type__in": ["ATAC", "x"]}, ["h2"]),
+    ({"meta__isnull": True}, ["h4"]),
+    ({"tags": "b"}, ["h1", "h3"]),
+    ({"tags__in": ["a"]}, ["h1"]),
+    ({"tags__isnull": True}, ["h4"]),  # [] is a value
+    ({"sample": "S1"}, ["h1"]),
+    ({"sample__in": ["S1", "S2"]}, ["h1", "h2"]),
+    ({"sample__startswith": "S"}, ["h1", "h2"]),
+    ({"sample__isnull": True}, ["h3", "h4"]),
+    ({"read_count__gt": 10**6, "cell_type": "T cell"}, ["h1", "h3"]),
+    ({"read_count__gt": 10**6, "cell_type": "T cell", "uid__isnull": False}, ["h1", "h3"]),
+    ({"read_count__lt": 10**8, "meta__assay__type": "RNA-seq", "tags": "a"}, ["h1"]),
+]
+
+
+@pytest.mark.parametrize(("lookups", "expected"), CASES, ids=[str(c[0]) for c in CASES])
+def test_filter(lab: Lab, lookups: dict[str, Any], expected: list[str]) -> None:
+    assert lab.labels(lab.model.filter(**lookups)) == expected
+    assert lab.model.filter(**lookups).count() == len(expected)
+
+
+EXCLUDES = [
+    ({"cell_type": "T cell"}, ["h2", "h4"]),
+    ({"read_count__gt": 10**6}, ["h2", "h4"]),
+    ({"gc__isnull": True}, ["h1", "h2"]),
+    ({"meta__assay__type": "RNA-seq", "flag": True}, ["h2", "h3", "h4"]),
+]
+
+
+@pytest.mark.parametrize(("lookups", "expected"), EXCLUDES, ids=[str(c[0]) for c in EXCLUDES])
+def test_exclude(lab: Lab, lookups: dict[str, Any], expected: list[str]) -> None:
+    assert lab.labels(lab.model.exclude(**lookups)) == expected
+
+
+def test_filter_by_record_and_get(lab: Lab) -> None:
+    s1 = ln.Record.get(name="S1")
+    assert lab.labels(lab.model.filter(sample=s1)) == ["h1"]
+    assert lab.labels(lab.model.filter(sample__in=[s1, "S2"])) == ["h1", "h2"]
+    assert lab.model.get(read_count=500).id == lab.objects["h2"].id
+    with pytest.raises(lab.model.DoesNotExist, match="read_count=1"):
+        lab.model.get(read_count=1)
+
+
+def test_features_mix_with_fields_and_relations(instance) -> None:
+    """The issue's example: params, features and relations in one filter (one SQL statement)."""
+    ln.Feature(name="read_count", dtype=int).save()
+    ln.Feature(name="cell_type", dtype=str).save()
+    transform = ln.Transform(key="align.py").save()
+    runs = [ln.Run(transform=transform, params={"x": x}).save() for x in [1, 1, 2]]
+    for run, count in zip(runs, [2 * 10**6, 10, 3 * 10**6], strict=True):
+        run.features.add_values({"read_count": count, "cell_type": "T cell"})
+    qs = ln.Run.filter(params__x=1, read_count__gt=10**6, cell_type="T cell", transform=transform)
+    assert [r.id for r in qs] == [runs[0].id]
+    user = ln.User.get(handle="testuser")
+    assert ln.Run.filter(created_by=user, cell_type="T cell").count() == 3
+
+
+@pytest.mark.parametrize(
+    ("lookups", "message"),
+    [
+        ({"read_cont": 1}, "Did you mean 'read_count'"),
+        ({"read_count__contains": "1"}, "does not apply to feature 'read_count'"),
+        ({"read_count__foo": 1}, "Unknown lookup 'foo'"),
+        ({"read_count__gt__lt": 1}, "Unknown lookup"),
+        ({"read_count": "many"}, "expected int"),
+        ({"read_count__in": 5}, "takes a list"),
+        ({"day": "yesterday"}, "ISO date"),
+        ({"flag": 1}, "expected bool"),
+        ({"gc": float("nan")}, "NaN"),
+        ({"meta": 1}, "by key"),
+        ({"meta__a": [1]}, "Cannot compare a JSON value"),
+        ({"sample": "S9"}, "no category named 'S9'"),
+        ({"sample": "s1"}, "Did you mean 'S1'"),
+        ({"sample": 3}, "expected a record name"),
+        ({"cell_type__startswith": 3}, "takes a string"),
+    ],
+)
+def test_bad_filters_raise(lab: Lab, lookups: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        lab.model.filter(**lookups)
+
+
+def test_unknown_name_lists_fields_and_features(lab: Lab) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        lab.model.filter(cel_type="T cell")
+    text = str(info.value)
+    assert "Did you mean 'cell_type'" in text
+    assert "read_count" in text and "created_at" in text
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def test_to_dataframe_with_features(lab: Lab) -> None:
+    df = lab.model.filter().to_dataframe(include="features")
+    ids = {label: obj.id for label, obj in lab.objects.items()}
+    assert str(df["read_count"].dtype) == "Int64"
+    assert str(df["gc"].dtype) == "float64"
+    assert str(df["flag"].dtype) == "boolean"
+    assert str(df["at"].dtype).startswith("datetime64") and "UTC" in str(df["at"].dtype)
+    h1, h2, h4 = df.loc[ids["h1"]], df.loc[ids["h2"]], df.loc[ids["h4"]]
+    assert h1["read_count"] == 2_000_000 and h1["cell_type"] == "T cell" and bool(h1["flag"])
+    assert h1["day"] == dt.date(2025, 10, 31)
+    assert h1["at"] == dt.datetime(2025, 10, 31, 12, tzinfo=UTC)
+    assert h1["meta"] == {"detail1": "123", "assay": {"type": "RNA-seq", "n": 3}}
+    assert h1["tags"] == ["a", "b"] and h2["tags"] == []
+    assert h1["sample"] == "S1"
+    assert h4.drop(labels=list(lab.model._field_names()), errors="ignore").isna().all()
+    assert list(df.columns[-9:]) == [*FEATURES, "sample"]  # definition order, after the fields
+
+
+def test_to_dataframe_with_chosen_features(lab: Lab) -> None:
+    qs = lab.model.filter(cell_type="T cell")
+    df = qs.to_dataframe(include=["gc", "read_count"])
+    assert list(df.columns[-2:]) == ["gc", "read_count"]
+    assert sorted(df["read_count"].tolist()) == [2_000_000, 10**7]
+    one = qs.to_dataframe(include="gc")
+    assert "gc" in one.columns and "read_count" not in one.columns
+    sliced = lab.model.filter(cell_type="T cell")[:1].to_dataframe(include=["read_count"])
+    assert sliced["read_count"].tolist() == [2_000_000]
+    empty = lab.model.filter(read_count=-1).to_dataframe(include=["read_count", "gc"])
+    assert empty.empty and list(empty.columns[-2:]) == ["read_count", "gc"]
+    with pytest.raises(InvalidArgument, match="Did you mean 'read_count'"):
+        qs.to_dataframe(include=["read_cont"])
+    with pytest.raises(InvalidArgument, match="include takes"):
+        qs.to_dataframe(include=3)
+
+
+def test_to_dataframe_has_no_row_cap(instance) -> None:
+    ln.Feature(name="n", dtype=int).save()
+    transform = ln.Transform(key="many.py").save()
+    runs = ln.save([ln.Run(transform=transform) for _ in range(300)])
+    for i, run in enumerate(runs):
+        run.features.add_values({"n": i})
+    df = ln.Run.filter(n__gte=0).to_dataframe(include="features")
+    assert len(df) == 300 and df["n"].tolist() == list(range(300))

@@ -1,0 +1,313 @@
+"""One contract test suite, run over every storage backend, plus backend-specific checks."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from biolake import hashing
+from biolake.errors import StorageError, ValidationError
+from biolake.hashing import CHUNK_SIZE, copy_and_hash_file, hash_bytes, hash_folder
+from biolake.storage import LocalStorage, MemoryStorage, Storage, StoredObject, storage_for
+from biolake.storage._direct import open_direct
+from biolake.storage.base import object_key
+
+# "local-nofsync" writes through the page cache; "local" uses O_DIRECT for large files.
+BACKENDS = ["local", "local-nofsync", "memory"]
+FILES = {"a.txt": b"alpha", "raw/b.bin": b"\x00" * 1000, "raw/deep/c": b""}
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage()
+    return LocalStorage(tmp_path / "store", fsync=request.param == "local")
+
+
+def leftovers(storage: Storage) -> list[str]:
+    """Temp files a put left behind (only the local backend has a temp area)."""
+    if isinstance(storage, LocalStorage):
+        tmp = storage.path / ".biolake" / "tmp"
+        return sorted(os.listdir(tmp)) if tmp.exists() else []
+    return []
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for relpath, data in files.items():
+        write(root / relpath, data)
+    return root
+
+
+def is_read_only(path: Path) -> bool:
+    return stat.S_IMODE(os.stat(path).st_mode) & 0o222 == 0
+
+
+@pytest.fixture
+def break_source(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path, str], None]:
+    """Make reads of one source file fail after the first chunk, the way real sources do."""
+
+    def arm(path: Path, how: str) -> None:
+        class Breaking(io.FileIO):
+            def readinto(self, buffer: memoryview) -> int | None:  # type: ignore[override]
+                if self.tell() > 0:
+                    if how == "eio":
+                        raise OSError(errno.EIO, "Input/output error (simulated)", str(path))
+                    os.truncate(path, 0)  # "truncate": the file vanishes under the reader
+                return super().readinto(buffer)
+
+        real_open = open
+
+        def source_open(
+            file: str | os.PathLike[str], mode: str = "r", *args: Any, **kwargs: Any
+        ) -> Any:
+            if Path(file) == path:
+                return Breaking(file, "rb")
+            return real_open(file, mode, *args, **kwargs)
+
+        # Only the source read is replaced: hashing opens nothing but sources.
+        monkeypatch.setattr(hashing, "open", source_open, raising=False)
+
+    return arm
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 10, 3 * CHUNK_SIZE + 7])
+def test_put_file_and_read_back(storage: Storage, tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    stored = storage.put_file(write(tmp_path / "counts.csv", data), ".csv")
+    assert stored == StoredObject(
+        key=object_key(hash_bytes(data), ".csv"),
+        hash=hash_bytes(data),
+        size=size,
+        n_files=None,
+        is_dir=False,
+    )
+    assert stored.key.startswith(".biolake/objects/") and stored.key.endswith(".csv")
+    assert storage.exists(stored.key)
+    assert storage.size(stored.key) == size
+    with storage.open(stored.key) as f:
+        assert f.read() == data
+    assert storage.local_path(stored.key).read_bytes() == data
+    assert list(storage.iter_keys()) == [stored.key]
+    assert leftovers(storage) == []
+
+
+def test_open_streams(storage: Storage, tmp_path: Path) -> None:
+    data = os.urandom(10_000)
+    stored = storage.put_file(write(tmp_path / "f.bin", data), ".bin")
+    with storage.open(stored.key) as f:
+        chunks = list(iter(lambda: f.read(999), b""))
+    assert len(chunks) == 11 and b"".join(chunks) == data
+
+
+def test_identical_content_is_stored_once(storage: Storage, tmp_path: Path) -> None:
+    first = storage.put_file(write(tmp_path / "a.txt", b"same"), ".txt")
+    before = os.stat(storage.local_path(first.key))
+    second = storage.put_file(write(tmp_path / "b.txt", b"same"), ".txt")
+    assert second == first
+    assert list(storage.iter_keys()) == [first.key]
+    after = os.stat(storage.local_path(first.key))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert storage.put_file(tmp_path / "a.txt", ".csv").key != first.key
+    assert leftovers(storage) == []
+
+
+def test_stored_objects_are_read_only(storage: Storage, tmp_path: Path) -> None:
+    stored = storage.put_file(write(tmp_path / "a.txt", b"x"), ".txt")
+    assert is_read_only(storage.local_path(stored.key))
+
+
+def test_delete(storage: Storage, tmp_path: Path) -> None:
+    stored = storage.put_file(write(tmp_path / "a.txt", b"x"), ".txt")
+    storage.delete(stored.key)
+    storage.delete(stored.key)  # missing is fine
+    assert not storage.exists(stored.key)
+    assert list(storage.iter_keys()) == []
+    for read in (storage.open, storage.local_path, storage.size):
+        with pytest.raises(FileNotFoundError):
+            read(stored.key)
+    assert storage.put_file(tmp_path / "a.txt", ".txt") == stored  # stored again after delete
+
+
+def test_missing_source(storage: Storage, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        storage.put_file(tmp_path / "nope.txt", ".txt")
+    assert leftovers(storage) == [] and list(storage.iter_keys()) == []
+
+
+@pytest.mark.parametrize("how", ["eio", "truncate"])
+@pytest.mark.parametrize("size", [200_000, 3 * CHUNK_SIZE])  # small-file and pipelined paths
+def test_source_failing_mid_copy_leaves_nothing(
+    storage: Storage, tmp_path: Path, break_source: Callable[[Path, str], None], how: str, size: int
+) -> None:
+    src = write(tmp_path / "big.bin", os.urandom(size))
+    break_source(src, how)
+    error = OSError if how == "eio" else StorageError
+    with pytest.raises(error, match="Input/output error" if how == "eio" else "changed while"):
+        storage.put_file(src, ".bin")
+    assert leftovers(storage) == [] and list(storage.iter_keys()) == []
+
+
+def test_bad_arguments(storage: Storage, tmp_path: Path) -> None:
+    src = write(tmp_path / "a.txt", b"x")
+    for suffix in ["csv", ".a/b", "/x"]:
+        with pytest.raises(ValidationError, match="not a valid storage suffix"):
+            storage.put_file(src, suffix)
+    for key in ["../etc/passwd", "/abs", "", "a//b", "a\\b"]:
+        with pytest.raises(ValidationError, match="not a storage key"):
+            storage.exists(key)
+    with pytest.raises(IsADirectoryError, match="put_folder"):
+        storage.put_file(tmp_path, "")
+    with pytest.raises(NotADirectoryError):
+        storage.put_folder(src, "")
+    with pytest.raises(FileNotFoundError):
+        storage.put_folder(tmp_path / "missing", "")
+    assert leftovers(storage) == [] and list(storage.iter_keys()) == []
+
+
+def test_concurrent_puts(storage: Storage, tmp_path: Path) -> None:
+    sources = [write(tmp_path / f"{i}.bin", bytes([i % 4]) * 100_000) for i in range(32)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        stored = list(pool.map(lambda p: storage.put_file(p, ".bin"), sources))
+    assert len({s.key for s in stored}) == 4
+    assert sorted(storage.iter_keys()) == sorted({s.key for s in stored})
+    for src, s in zip(sources, stored, strict=True):
+        assert storage.local_path(s.key).read_bytes() == src.read_bytes()
+    folders = [write_tree(tmp_path / f"f{i}", FILES if i % 2 else {}) for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        stored = list(pool.map(lambda p: storage.put_folder(p, ".zarr"), folders))
+    assert len({s.key for s in stored}) == 2
+    assert hash_folder(storage.local_path(stored[1].key)) == hash_folder(folders[1])
+    assert leftovers(storage) == []
+
+
+# --- folders ----------------------------------------------------------------------------------
+
+
+def test_put_folder_and_read_back(storage: Storage, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "data.zarr", FILES)
+    stored = storage.put_folder(src, ".zarr")
+    assert stored == StoredObject(
+        key=object_key(hash_folder(src), ".zarr"),
+        hash=hash_folder(src),
+        size=1005,
+        n_files=3,
+        is_dir=True,
+    )
+    assert storage.exists(stored.key) and storage.size(stored.key) == 1005
+    path = storage.local_path(stored.key)
+    assert {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} == set(FILES)
+    assert all((path / rel).read_bytes() == data for rel, data in FILES.items())
+    assert hash_folder(path) == stored.hash
+    assert all(is_read_only(p) for p in [path, *path.rglob("*")])
+    with pytest.raises(IsADirectoryError):
+        storage.open(stored.key)
+    assert leftovers(storage) == []
+
+
+def test_identical_folders_are_stored_once(storage: Storage, tmp_path: Path) -> None:
+    first = storage.put_folder(write_tree(tmp_path / "one", FILES), ".zarr")
+    second = storage.put_folder(write_tree(tmp_path / "two", FILES), ".zarr")
+    assert second == first and list(storage.iter_keys()) == [first.key]
+    empty = storage.put_folder(write_tree(tmp_path / "empty", {}), "")
+    assert (empty.n_files, empty.size) == (0, 0) and storage.local_path(empty.key).is_dir()
+    assert storage.put_folder(tmp_path / "empty", "") == empty
+    assert leftovers(storage) == []
+
+
+def test_delete_folder(storage: Storage, tmp_path: Path) -> None:
+    stored = storage.put_folder(write_tree(tmp_path / "data.zarr", FILES), ".zarr")
+    storage.delete(stored.key)
+    storage.delete(stored.key)
+    assert not storage.exists(stored.key) and list(storage.iter_keys()) == []
+    assert leftovers(storage) == []
+
+
+def test_folder_with_a_failing_file_leaves_nothing(
+    storage: Storage, tmp_path: Path, break_source: Callable[[Path, str], None]
+) -> None:
+    src = write_tree(tmp_path / "data.zarr", {**FILES, "z/big": os.urandom(3 * CHUNK_SIZE)})
+    break_source(src / "z" / "big", "eio")
+    with pytest.raises(OSError, match="Input/output error"):
+        storage.put_folder(src, ".zarr")
+    assert leftovers(storage) == [] and list(storage.iter_keys()) == []
+
+
+def test_folder_with_an_outside_symlink_is_refused(storage: Storage, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "data", FILES)
+    (src / "link").symlink_to(write(tmp_path / "outside", b"x"))
+    with pytest.raises(ValidationError, match="outside the folder"):
+        storage.put_folder(src, "")
+    assert leftovers(storage) == [] and list(storage.iter_keys()) == []
+
+
+# --- backend specifics ------------------------------------------------------------------------
+
+
+def test_local_layout_and_modes(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    stored = storage.put_file(write(tmp_path / "a.csv", b"x"), ".csv")
+    hex_ = stored.hash.removeprefix("blake3:")
+    assert storage.local_path(stored.key) == tmp_path / "store/.biolake/objects" / hex_[:2] / (
+        hex_ + ".csv"
+    )
+    assert stat.S_IMODE(os.stat(storage.local_path(stored.key)).st_mode) == 0o444
+
+
+def test_local_refuses_to_reuse_a_damaged_object(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store", fsync=False)
+    stored = storage.put_file(write(tmp_path / "a.csv", b"abc"), ".csv")
+    damaged = storage.local_path(stored.key)
+    damaged.chmod(0o644)  # someone outside biolake makes it writable and truncates it
+    os.truncate(damaged, 1)
+    with pytest.raises(StorageError, match="changed outside biolake"):
+        storage.put_file(tmp_path / "a.csv", ".csv")
+    assert leftovers(storage) == []
+
+
+@pytest.mark.parametrize("size", [0, 100, 4096, 2 * CHUNK_SIZE + 4097])
+def test_direct_writes(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    direct = open_direct(tmp_path / "copy.bin")
+    if direct is None:
+        pytest.skip("this filesystem does not support O_DIRECT")
+    with direct:
+        digest = copy_and_hash_file(write(tmp_path / "src.bin", data), direct)
+        direct.fsync()
+    assert digest == (hash_bytes(data), size)
+    assert (tmp_path / "copy.bin").read_bytes() == data
+
+
+def test_memory_storage_is_shared_by_name() -> None:
+    name = f"test-{os.getpid()}-{id(object())}"
+    assert storage_for(f"memory://{name}") is storage_for(f"memory://{name}")
+    assert storage_for(f"memory://{name}").root == f"memory://{name}"
+
+
+def test_storage_for(tmp_path: Path) -> None:
+    local = storage_for(str(tmp_path))
+    assert isinstance(local, LocalStorage) and local.root == str(tmp_path)
+    assert isinstance(storage_for(f"file://{tmp_path}"), LocalStorage)
+    with pytest.raises(NotImplementedError, match="S3 storage"):
+        storage_for("s3://bucket/prefix")
+    with pytest.raises(ValidationError, match="Unsupported storage location"):
+        storage_for("ftp://host/x")
+    with pytest.raises(ValidationError, match="needs a name"):
+        storage_for("memory://")
