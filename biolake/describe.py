@@ -84,6 +84,42 @@ def describe_artifact(artifact: Artifact, return_str: bool = False) -> str | Non
     return render(f"Artifact {artifact.key or artifact.uid}", sections, return_str)
 
 
+def describe_registry(obj: Any, return_str: bool = False) -> str | None:
+    """The generic tree: every field, related rows by their label, then features."""
+    from sqlalchemy import inspect
+
+    mapper = inspect(type(obj))
+    labels = {
+        next(iter(rel.local_columns)).key: rel.key
+        for rel in mapper.relationships
+        if rel.direction.name == "MANYTOONE"
+    }
+    rows: list[tuple[str, Any]] = []
+    for name in obj._field_names():
+        value = getattr(obj, name)
+        if name == "id" or (name == "visibility" and value == "default"):
+            continue
+        if name in labels:
+            related = getattr(obj, labels[name]) if value is not None else None
+            rows.append((labels[name], None if related is None else _label(related)))
+        else:
+            rows.append((name, value))
+    sections: dict[str, list[tuple[str, Any]]] = {"General": rows}
+    features = _feature_rows(obj)
+    if features:
+        sections["Features"] = features
+    title = getattr(obj, "name", None) or getattr(obj, "key", None) or obj.uid
+    return render(f"{type(obj).__name__} {title}", sections, return_str)
+
+
+def _label(related: Any) -> str:
+    for field in ("handle", "key", "name"):
+        value = getattr(related, field, None)
+        if value:
+            return f"{value} ({related.uid})"
+    return str(related.uid)
+
+
 def _feature_rows(obj: Any) -> list[tuple[str, Any]]:
     try:
         from biolake.features import describe_features

@@ -131,7 +131,9 @@ def condition(
                 f"Unknown lookup {bad!r} in {key!r} for {model.__name__}.{name}."
                 f"{did_you_mean(rest[-1], LOOKUPS)} Lookups: {', '.join(LOOKUPS)}."
             )
-        return apply_lookup(column, rest[0] if rest else "exact", value)
+        lookup = rest[0] if rest else "exact"
+        _check_column_value(model, name, column, lookup, value)
+        return apply_lookup(column, lookup, value)
     extra = model._resolve_extra(entity, parts, value, dialect)
     if extra is not None:
         return extra
@@ -142,7 +144,26 @@ def condition(
     )
 
 
-def _pk_of(value: Any) -> Any:
+_NUMERIC = (int, float)
+
+
+def _check_column_value(
+    model: type[Registry], name: str, column: Any, lookup: str, value: Any
+) -> None:
+    """A number column compared with a string (``size="big"``) is a mistake, not "no rows"."""
+    if lookup in ("isnull", "in", "range") or value is None:
+        return
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return
+    if python_type in _NUMERIC and not isinstance(value, _NUMERIC):
+        raise InvalidArgument(
+            f"{model.__name__}.{name} holds numbers: compare it with a number, not {value!r}."
+        )
+
+
+def _pk_of(value: Any, rel: RelationshipProperty[Any] | None = None) -> Any:
     from biolake.registries.base import Registry
 
     if isinstance(value, Registry):
@@ -151,6 +172,15 @@ def _pk_of(value: Any) -> Any:
                 f"{value!r} is not saved yet: call .save() before filtering by it."
             )
         return value.id
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # an id
+    if rel is not None:
+        target = rel.mapper.class_
+        field = next((f for f in ("handle", "key", "name", "uid") if hasattr(target, f)), "uid")
+        raise InvalidArgument(
+            f"{rel.key!r} takes a {target.__name__} object or its id, not {value!r}. To match "
+            f"one of its fields, name it: {rel.key}__{field}={value!r}."
+        )
     return value
 
 
@@ -171,12 +201,12 @@ def _relation_condition(
         related = _through(entity, rel, target, target.id.is_not(None))
         return not_(related) if is_null else related
     if lookup == "in":
-        ids = value if isinstance(value, QuerySet) else [_pk_of(v) for v in value]
+        ids = value if isinstance(value, QuerySet) else [_pk_of(v, rel) for v in value]
         return _through(entity, rel, target, _in(target.id, ids))
     if rel.direction is RelationshipDirection.MANYTOONE:
         fk = getattr(entity, _attr_key(rel.parent.class_, _local_fk(rel)))
-        return fk == _pk_of(value)
-    return _through(entity, rel, target, target.id == _pk_of(value))
+        return fk == _pk_of(value, rel)
+    return _through(entity, rel, target, target.id == _pk_of(value, rel))
 
 
 def _local_fk(rel: RelationshipProperty[Any]) -> Any:

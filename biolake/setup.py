@@ -81,6 +81,8 @@ def init(
                 f"ln.setup.connect({str(root)!r}), or choose another folder."
             )
         return connect(root)
+    if name is not None:
+        _check_name_free(name, root)
     instance = _create(root, db, name or root.name)
     _log(f"created instance {instance.name!r} at {root}")
     return instance
@@ -89,7 +91,12 @@ def init(
 def _create(root: Path, db: str | None, name: str) -> Instance:
     config = {"name": name, "db": db}
     instance = _open_new(root, config)
-    _register_name(name, root)
+    try:
+        _register_name(name, root)
+    except InstanceError:
+        # A name taken by another instance: explicit names were checked up front, so this one
+        # is the folder's name. The instance works; it is reached by its path instead.
+        _log(f"the name {name!r} belongs to another instance: connect to this one by its path")
     return instance
 
 
@@ -229,12 +236,24 @@ def _read_names() -> dict[str, str]:
         return {}
 
 
+def _check_name_free(name: str, root: Path) -> None:
+    """A name points to one instance: refuse to take it from another that still exists."""
+    other = _read_names().get(name)
+    if other is not None and Path(other) != root and config_path(Path(other)).exists():
+        raise InstanceError(
+            f"The instance name {name!r} is taken by the instance at {other}. Choose another "
+            f"name (--name / name=...), or connect to that one with "
+            f"ln.setup.connect({name!r})."
+        )
+
+
 def _register_name(name: str, root: Path) -> None:
     from filelock import FileLock
 
     path = _names_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
+        _check_name_free(name, root)  # again under the lock: another process may have won
         names = _read_names()
         names[name] = str(root)
         tmp = path.with_name(f"instances.{os.getpid()}.tmp")

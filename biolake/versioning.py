@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, text
 
 from biolake._logging import logger
+from biolake.errors import InvalidArgument, ValidationError
 from biolake.registries.base import new_uid
 
 if TYPE_CHECKING:
@@ -194,12 +195,23 @@ def _register(
         artifact.n_files, artifact.storage_key = obj.n_files, obj.key
         artifact.storage_id = storage_id
         artifact._before_save(instance)
+        _link_run(artifact)
         _assign_version(session, artifact, current, pending_versions)
         pending.append(artifact)
         latest[lookup] = artifact
         result.append(artifact)
     insert_new(session, pending)
     return result
+
+
+def _link_run(artifact: Artifact) -> None:
+    """The run that made the artifact, and that run's transform (for ``filter(transform=…)``)."""
+    run = artifact.run
+    if run is None:
+        return
+    if run.id is None:
+        raise InvalidArgument(f"The artifact's run {run!r} is not saved: call run.save() first.")
+    artifact.run_id, artifact.transform_id = run.id, run.transform_id
 
 
 def _assign_version(
@@ -217,6 +229,8 @@ def _assign_version(
     else:
         artifact.stem = current.stem
         taken = pending_versions.get(current.stem, [])
+        if artifact.version is not None:
+            _check_version_free(session, artifact, taken)
         artifact.version = artifact.version or _next_version(session, current.stem, taken)
         current.is_latest = False
         if current.id is not None:
@@ -273,6 +287,22 @@ def _reuse(session: Session, existing: Artifact, new: Artifact) -> Artifact:
     logger.info(message)
     session.flush()
     return existing
+
+
+def _check_version_free(session: Session, artifact: Artifact, pending: Sequence[str]) -> None:
+    from biolake.registries.artifact import Artifact
+
+    stored = session.scalars(
+        select(Artifact.version).where(
+            Artifact.stem == artifact.stem, Artifact.version == artifact.version
+        )
+    ).first()
+    if stored is not None or artifact.version in pending:
+        raise ValidationError(
+            f"Version {artifact.version!r} of key {artifact.key!r} exists already (with other "
+            "content): choose another version label, or leave version unset to number it "
+            "automatically."
+        )
 
 
 def _next_version(session: Session, stem: str, pending: Sequence[str] = ()) -> str:

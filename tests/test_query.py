@@ -535,3 +535,16 @@ def test_queryset_binds_the_instance_it_was_made_in(lab: Lab, tmp_path: Path) ->
     ln.setup.init(storage=tmp_path / "other")
     assert qs.count() == 1  # still reads the lab
     assert ln.User.filter(handle="alice").count() == 0
+
+
+def test_wrong_value_types_raise_instead_of_matching_nothing(instance) -> None:
+    transform = ln.Transform(key="t.py").save()
+    ln.Run(transform=transform).save()
+    with pytest.raises(ln.errors.InvalidArgument, match=r"created_by__handle='root'"):
+        ln.Run.filter(created_by="root").count()
+    with pytest.raises(ln.errors.InvalidArgument, match=r"projects__name='Screen'"):
+        ln.Run.filter(projects="Screen").count()
+    with pytest.raises(ln.errors.InvalidArgument, match="holds numbers"):
+        ln.Run.filter(id__gt="big").count()
+    assert ln.Run.filter(transform=transform.id).count() == 1  # an id is fine
+    assert ln.Run.filter(created_by__handle="testuser").count() == 1

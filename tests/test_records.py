@@ -34,11 +34,16 @@ def test_seed_records_snippets(instance) -> None:
     assert list(child_record.parents.to_dataframe()["name"]) == ["P53mutant1"]
 
 
-def test_same_name_and_type_returns_the_stored_record(sample_type) -> None:
+def test_same_name_and_type_returns_the_stored_record(sample_type, caplog) -> None:
     first = ln.Record(name="S1", type=sample_type).save()
     again = ln.Record(name="S1", type=sample_type, description="other").save()
     assert again.id == first.id
-    assert again.description is None  # the stored record is returned unchanged
+    # Like artifacts: the stored record stands in, a new description is written to it, and
+    # one line says so.
+    assert ln.Record.get(name="S1").description == "other"
+    assert "returning the existing record 'S1'; its description was updated" in caplog.text
+    kept = ln.Record(name="S1", type=sample_type).save()  # no description: nothing changes
+    assert kept.description == "other"
     assert ln.Record(name="Sample", is_type=True).save().id == sample_type.id
     assert ln.Record.filter(name="S1").count() == 1
 

@@ -117,8 +117,9 @@ def test_repr_is_readable(instance: Any) -> None:
     assert "created_at='" in text
     assert "visibility" not in text
     run = ln.Run(transform=ln.Transform(key="a.py").save(), params={"x": "y" * 100}).save()
-    assert "..." in repr(run)  # long values are cut
+    assert "params={'x': 'yyy" in repr(run) and " …}" in repr(run)  # cut, still bracketed
     assert len(repr(run)) < 400
+    assert repr(ln.User(handle="h" * 80)) == "User(handle=" + repr("h" * 55) + "…)"
 
 
 # --- ln.save ----------------------------------------------------------------------------------
@@ -188,3 +189,19 @@ def test_objects_go_to_the_instance_they_were_saved_in(instance: Any, tmp_path: 
     assert ln.Project.get(name="first").description.startswith("edited")
     assert ln.Project.filter(name="second").count() == 0
     assert second.id is not None
+
+
+def test_every_registry_describes_itself(instance: Any) -> None:
+    transform = ln.Transform(key="preprocessing.py").save()
+    run = ln.Run(transform=transform, params={"learning_rate": 0.01}).save()
+    text = run.describe(return_str=True)
+    assert text is not None
+    import re
+
+    assert re.search(rf"transform +preprocessing\.py \({transform.uid}\)", text)
+    assert re.search(r"created_by +testuser \(", text)
+    assert "learning_rate" in text
+    assert "preprocessing.py" in (transform.describe(return_str=True) or "")
+    sample = ln.Record(name="Sample", is_type=True).save()
+    assert "is_type" in (sample.describe(return_str=True) or "")
+    assert run.describe() is None  # printed

@@ -347,3 +347,19 @@ def test_two_processes_initialise_one_instance_at_once(
     with ln.settings.instance.db.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     assert len(rows) == 1
+
+
+def test_an_explicit_name_in_use_is_refused(tmp_path: Path) -> None:
+    ln.setup.init(storage=tmp_path / "one", name="lab")
+    with pytest.raises(ln.errors.InstanceError, match=r"name 'lab' is taken by the instance at"):
+        ln.setup.init(storage=tmp_path / "two", name="lab")
+    assert not (tmp_path / "two" / ".biolake").exists()
+    assert ln.setup.connect("lab").root == (tmp_path / "one").resolve()
+
+
+def test_a_folder_name_in_use_leaves_the_first_instance_reachable(tmp_path: Path) -> None:
+    first = ln.setup.init(storage=tmp_path / "a" / "data")
+    second = ln.setup.init(storage=tmp_path / "b" / "data")  # implicit name "data" is taken
+    assert second.root != first.root
+    assert ln.setup.connect("data").root == first.root
+    assert ln.setup.connect(tmp_path / "b" / "data").root == second.root

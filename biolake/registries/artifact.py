@@ -66,7 +66,8 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         Index("ix_artifacts_key_latest", "key", "is_latest"),
     )
     _uid_length: ClassVar[int] = STEM_LENGTH + VERSION_SUFFIX_LENGTH
-    _repr_fields = ("uid", "key", "version", "suffix", "size", "hash")
+    _repr_fields = ("uid", "key", "version", "is_latest", "suffix", "size", "hash")
+    _repr_hidden = ("created_by_id", "stem", "storage_id", "storage_key")
     _search_fields = ("key", "description")
 
     key: Mapped[str | None] = mapped_column(String(1024))
@@ -108,10 +109,13 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             raise FileNotFoundError(
                 f"No such file or folder: '{source}' (the artifact's path)."
             ) from None
+        suffix = _storable_suffix(source)
+        if key is not None:
+            _check_key_suffix(validate_key(key), suffix, source.name)
         super().__init__(
-            key=None if key is None else validate_key(key),
+            key=key,
             description=description,
-            suffix=_storable_suffix(source),
+            suffix=suffix,
             kind="folder" if is_dir else "file",
             run=run,
         )
@@ -186,7 +190,12 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         except BaseException:
             _remove_tree(tmp_dir)
             raise
-        artifact = cls(path, key=key, description=description, version=version, run=run)
+        artifact = cls(path, description=description, version=version, run=run)
+        artifact.key = key
+        if key is not None and not key.lower().endswith(suffix):
+            from biolake._logging import logger
+
+            logger.info(f"key {key!r}: the {kind} is stored as {suffix} and load() reads it so")
         artifact.kind = kind
         artifact._cleanup = tmp_dir
         return artifact
@@ -281,6 +290,19 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
 
         restore_artifact(self)
         return self
+
+
+def _check_key_suffix(key: str, suffix: str, what: str) -> None:
+    """A key that names a format must name the stored one: ``x.csv`` never holds FASTA."""
+    from biolake.loaders import suffix_of
+
+    key_suffix = suffix_of(key)
+    if key_suffix and suffix and key_suffix.lower() != suffix.lower():
+        raise ValidationError(
+            f"The key {key!r} ends in {key_suffix!r} but {what!r} is {suffix!r}: use a key "
+            f"ending in {suffix!r} (e.g. {key[: -len(key_suffix)] + suffix!r}), so that the key "
+            "says what the data is."
+        )
 
 
 def _storable_suffix(path: Path) -> str:

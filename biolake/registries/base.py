@@ -45,6 +45,8 @@ class Registry(Base):
     _default_filters: ClassVar[dict[str, Any]] = {"visibility": "default"}
     # Fields shown first by repr and describe; the rest follow in column order.
     _repr_fields: ClassVar[tuple[str, ...]] = ()
+    # Bookkeeping columns left out of repr (they stay in to_dataframe and describe).
+    _repr_hidden: ClassVar[tuple[str, ...]] = ("created_by_id",)
     # Other names filter() accepts for a field, e.g. Transform's ``name`` for ``key``.
     _field_aliases: ClassVar[dict[str, str]] = {}
 
@@ -148,6 +150,47 @@ class Registry(Base):
             session.flush()
         return self
 
+    def _save_unique(self) -> Self:
+        """Insert this row, or return the stored row that ``_existing`` finds (same name …).
+
+        The stored row stands in for this one; a new description is written to it. Safe
+        against another process inserting the same row at the same moment.
+        """
+        from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+        instance = self._instance
+        with instance.db.write() as session:
+            existing = self._existing(session)
+            if existing is None:
+                self._before_save(instance)
+                try:
+                    with session.begin_nested():  # a savepoint: the race below rolls back alone
+                        session.add(self)
+                    return self
+                except SAIntegrityError:
+                    existing = self._existing(session)
+                    if existing is None:
+                        raise
+            return self._reuse(existing, session)
+
+    def _existing(self, session: Any) -> Self | None:
+        """The stored row this unsaved one duplicates (for ``_save_unique``)."""
+        return None
+
+    def _reuse(self, existing: Self, session: Any) -> Self:
+        from biolake._logging import logger
+
+        stored: Any = existing  # registries with a description (Record, Feature) use this
+        label = getattr(stored, "name", None) or stored.uid
+        message = f"returning the existing {type(self).__name__.lower()} {label!r}"
+        new_description = getattr(self, "description", None)
+        if new_description is not None and new_description != stored.description:
+            stored.description = new_description
+            session.flush()
+            message += "; its description was updated"
+        logger.info(message)
+        return existing
+
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
         """Save a batch in one transaction (the ORM batches the INSERTs); returns the saved
@@ -185,24 +228,44 @@ class Registry(Base):
 
     # --- display -------------------------------------------------------------------------------
 
+    def describe(self, return_str: bool = False) -> str | None:
+        """Print a tree of this row's fields (and features); ``return_str=True`` returns it."""
+        from biolake.describe import describe_registry
+
+        return describe_registry(self, return_str=return_str)
+
     @classmethod
     def _field_names(cls) -> list[str]:
-        return [c.key for c in inspect(cls).column_attrs]
+        """Column names: ``id``, then the ``_repr_fields`` (what identifies a row), then the rest.
+
+        This is the column order of ``to_dataframe()``, so ``key``/``name`` stay visible.
+        """
+        names = [c.key for c in inspect(cls).column_attrs]
+        first = ["id", *(n for n in cls._repr_fields if n in names)]
+        return first + [n for n in names if n not in first]
 
     def __repr__(self) -> str:
-        names = list(self._repr_fields) + [
-            n for n in self._field_names() if n not in self._repr_fields and n != "id"
-        ]
         parts = []
-        for name in names:
+        for name in self._field_names():
             value = getattr(self, name, None)
-            if value is None or (name == "visibility" and value == "default"):
+            if name == "id" or name in self._repr_hidden or value is None:
+                continue
+            if name == "visibility" and value == "default":
                 continue
             if isinstance(value, dt.datetime):
                 value = value.isoformat(timespec="seconds")
-            text = repr(value)
-            parts.append(f"{name}={text if len(text) <= 60 else text[:57] + '...'}")
+            parts.append(f"{name}={_short_repr(value)}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to about ``limit`` characters, still quoted or bracketed as a whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str):
+        return repr(value[: limit - 5]) + "…"
+    return text[: limit - 4] + " …" + text[-1]
 
 
 class CreatedBy:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from sqlalchemy import ForeignKey, String, Text, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.dtypes import Dtype, DtypeError, parse_dtype
@@ -58,21 +57,7 @@ class Feature(Searchable, CreatedBy, Registry):
         if self.id is not None:
             self._check_unchanged_definition()
             return super().save()
-        instance = self._instance
-        with instance.db.write() as session:
-            existing = self._existing(session)
-            if existing is not None:
-                return cast(Self, existing)
-            self._before_save(instance)
-            try:
-                with session.begin_nested():  # another process may define it first
-                    session.add(self)
-            except SAIntegrityError:
-                existing = self._existing(session)
-                if existing is None:
-                    raise
-                return cast(Self, existing)
-        return self
+        return self._save_unique()
 
     def _check_unchanged_definition(self) -> None:
         # Stored values were validated against the dtype: changing it would make them lie.

@@ -21,7 +21,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.errors import ValidationError
@@ -104,23 +103,8 @@ class Record(Searchable, CreatedBy, Registry):
         if self.id is not None:
             self._check_still_a_type()
             return super().save()
-        instance = self._instance
-        with instance.db.write() as session:
-            _check_type(self.name, self.type)
-            existing = self._existing(session)
-            if existing is not None:
-                return cast(Self, existing)
-            self._before_save(instance)
-            try:
-                # A savepoint: another process may insert the same (name, type) first.
-                with session.begin_nested():
-                    session.add(self)
-            except SAIntegrityError:
-                existing = self._existing(session)
-                if existing is None:
-                    raise
-                return cast(Self, existing)
-        return self
+        _check_type(self.name, self.type)
+        return self._save_unique()
 
     def _check_still_a_type(self) -> None:
         """A type with members or categorical features must stay a type."""
