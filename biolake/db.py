@@ -249,3 +249,14 @@ def json_value(
     if kind == "bool":
         return case((jtype == "boolean", cast(text, Boolean)))
     return case((jtype.is_not(None) & (jtype != "null"), literal(1)))
+
+
+def integer_or_null(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """``column`` (text) as an integer where it holds only digits, else NULL."""
+    from sqlalchemy import Integer
+
+    if dialect == "sqlite":
+        is_number = (column != "") & column.op("NOT GLOB", is_comparison=True)("*[^0-9]*")
+    else:
+        is_number = column.op("~", is_comparison=True)("^[0-9]+$")
+    return case((is_number, cast(column, Integer)))

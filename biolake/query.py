@@ -415,10 +415,15 @@ class QuerySet(Generic[T]):
             db.end_read()
 
     def to_list(self) -> list[T]:
-        """All matching rows as objects."""
+        """All matching rows as objects, with what the database holds now.
+
+        Objects already loaded in this process are refreshed (``populate_existing``): another
+        process may have changed them since, e.g. made another version the latest.
+        """
         db = self.instance.db
+        stmt = self._statement().execution_options(populate_existing=True)
         try:
-            return list(db.session.scalars(self._statement()).all())
+            return list(db.session.scalars(stmt).all())
         finally:
             db.end_read()
 

@@ -306,12 +306,20 @@ def _check_version_free(session: Session, artifact: Artifact, pending: Sequence[
 
 
 def _next_version(session: Session, stem: str, pending: Sequence[str] = ()) -> str:
+    """One more than the highest numbered version of ``stem`` (trashed ones included, since
+    their numbers stay taken); labels that are not numbers do not count."""
+    from biolake.db import integer_or_null
     from biolake.registries.artifact import Artifact
 
-    stored = session.scalars(select(Artifact.version).where(Artifact.stem == stem)).all()
-    versions = [*stored, *pending]
-    numbers = [int(v) for v in versions if v.isdigit()]
-    return str(max(numbers, default=len(versions)) + 1)
+    dialect = session.get_bind().dialect.name
+    number = integer_or_null(Artifact.version, dialect)
+    stored = session.execute(
+        select(func.max(number), func.count()).where(Artifact.stem == stem)
+    ).one()
+    highest = max([stored[0] or 0, *(int(v) for v in pending if v.isdigit())])
+    if highest == 0:  # only labels so far: number after them
+        highest = stored[1] + len(pending)
+    return str(highest + 1)
 
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:

@@ -464,3 +464,18 @@ def test_any_suffix_is_accepted(instance, tmp_path: Path) -> None:
     assert gz.suffix == ".fastq.gz"
     none = ln.Artifact(write(tmp_path / "README", "hi"), key="README").save()
     assert none.suffix == ""
+
+
+def test_queries_return_what_other_processes_wrote(instance, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    v1 = ln.Artifact(write(tmp_path / "x.txt", "1"), key="x.txt").save()
+    assert v1.is_latest
+    write(tmp_path / "x.txt", "2")
+    code = "import biolake as ln, sys; ln.Artifact(sys.argv[1], key='x.txt').save()"
+    env = {**os.environ, "BIOLAKE_INSTANCE": str(instance.root)}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.txt")], env=env, check=True)
+    assert ln.Artifact.get(key="x.txt").version == "2"
+    again = ln.Artifact.filter(key="x.txt", version="1").one()
+    assert again is v1 and v1.is_latest is False  # the object this process holds is refreshed
