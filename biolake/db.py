@@ -251,10 +251,11 @@ def json_value(
     return case((jtype.is_not(None) & (jtype != "null"), literal(1)))
 
 
-def integer_or_null(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+def integer_or_null(column: Any, dialect: str) -> ColumnElement[Any]:
     """``column`` (text) as an integer where it holds only digits, else NULL."""
     from sqlalchemy import Integer
 
+    is_number: ColumnElement[bool]
     if dialect == "sqlite":
         is_number = (column != "") & column.op("NOT GLOB", is_comparison=True)("*[^0-9]*")
     else:

@@ -22,7 +22,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from biolake.dtypes import DtypeError, query_value
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.feature_values import EMPTY_LIST_IDX, FeatureInfo, load_features, read
-from biolake.query import LOOKUPS, apply_lookup, json_kind, query_instance, split_lookup
+from biolake.lookups import LOOKUPS, apply_lookup, json_kind, split_lookup
+from biolake.query import query_instance
 
 TEXT_LOOKUPS = {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith"}
 TEXT_LOOKUPS |= {"iendswith"}

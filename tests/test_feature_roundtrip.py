@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import biolake as ln
-from biolake.query import LOOKUPS
+from biolake.lookups import LOOKUPS
 
 UTC = dt.UTC
 INT64 = st.integers(-(2**63), 2**63 - 1)

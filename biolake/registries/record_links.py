@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, delete, exists, insert, literal, select, text
 
 from biolake.errors import InvalidArgument, ValidationError
-from biolake.query import QuerySet, condition
+from biolake.lookups import condition
+from biolake.query import QuerySet
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
