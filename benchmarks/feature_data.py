@@ -1,11 +1,12 @@
-"""Generate a feature benchmark instance: N runs x 5 features, and M records to search.
+"""Generate a feature benchmark instance: N artifacts x 5 features, and M records to search.
 
 Usage: python benchmarks/run.py feature_data --dir PATH [--n 1000000] [--records 1000000]
        [--db postgresql://...]
 
 Definitions (features, the Record type, a transform) go through the public API; the bulk rows
 go in with SQLAlchemy Core inserts on SQLite and COPY on PostgreSQL, so the database triggers and
-indexes that normal saves use are the ones maintained here too. Values per run:
+indexes that normal saves use are the ones maintained here too. The artifacts are rows that
+share one stored file (the queries never read bytes). Values per artifact:
 
     read_count       int, uniform 0 .. 2,000,000        (read_count__gt=10**6 keeps ~50%)
     gc_content       float, uniform 0.3 .. 0.7
@@ -46,10 +47,9 @@ def generate(path: Path, n: int, n_records: int, db: str | None, seed: int = 0) 
     rnd = random.Random(seed)
     t0 = time.perf_counter()
     features = _define_features()
-    transform = ln.Transform(key="benchmark_generator.py").save()
-    host_ids = _insert_runs(instance, n, transform.id)
+    host_ids = _insert_artifacts(instance, n, path)
     _insert_values(instance, host_ids, features, rnd)
-    print(f"  {n:,} runs x 5 features loaded in {time.perf_counter() - t0:.0f} s")
+    print(f"  {n:,} artifacts x 5 features loaded in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
     _insert_records(instance, n_records, random.Random(seed + 1))
     print(f"  {n_records:,} records loaded in {time.perf_counter() - t0:.0f} s")
@@ -78,21 +78,29 @@ def _chunks(n: int) -> Iterator[range]:
         yield range(start, min(start + BATCH, n))
 
 
-def _insert_runs(instance: Any, n: int, transform_id: int) -> list[int]:
+def _insert_artifacts(instance: Any, n: int, path: Path) -> list[int]:
     from sqlalchemy import select
 
-    from biolake.registries.run import Run
+    from biolake.registries.artifact import Artifact
 
-    user_id = instance.user_id
-    now = dt.datetime.now(dt.UTC)
-    base = {"transform_id": transform_id, "status": "finished", "visibility": "default"}
-    base |= {"started_at": now, "created_at": now, "created_by_id": user_id}
-    columns = ["uid", *base]
-    rows = ([f"bench{i:011d}", *base.values()] for i in range(n))
-    _bulk_insert(instance, "runs", columns, rows)
-    ids = instance.db.session.execute(select(Run.id).order_by(Run.id)).scalars().all()
+    source = path / "bench-seed.txt"
+    source.write_text("benchmark\n")
+    seed = ln.Artifact(source, key="bench/seed.txt").save()
+    base = {
+        "suffix": ".txt", "kind": "file", "size": seed.size, "hash": seed.hash, "version": "1",
+        "is_latest": True, "storage_id": seed.storage_id, "storage_key": seed.storage_key,
+        "visibility": "default", "created_at": seed.created_at, "created_by_id": seed.created_by_id,
+    }  # fmt: skip
+    columns = ["uid", "stem", "key", *base]
+    rows = (
+        [f"b{i:015d}0000", f"b{i:015d}", f"bench/sample{i:07d}.txt", *base.values()]
+        for i in range(n)
+    )
+    _bulk_insert(instance, "artifacts", columns, rows)
+    query = select(Artifact.id).where(Artifact.key.startswith("bench/sample")).order_by(Artifact.id)
+    ids = instance.db.session.execute(query).scalars().all()
     instance.db.end_read()
-    return list(ids)[-n:]
+    return list(ids)
 
 
 def _insert_values(instance: Any, host_ids: list[int], features: dict[str, int], rnd: Any) -> None:
@@ -106,7 +114,7 @@ def _insert_values(instance: Any, host_ids: list[int], features: dict[str, int],
             yield [host_id, features["treatment"], None, None, rnd.choice(TREATMENTS), None]
 
     columns = ["host_id", "feature_id", "value_int", "value_float", "value_str", "value_date"]
-    _bulk_insert(instance, "run_feature_values", columns, rows(), extra={"idx": 0})
+    _bulk_insert(instance, "artifact_feature_values", columns, rows(), extra={"idx": 0})
 
 
 def record_name(i: int, rnd: Any) -> str:
@@ -173,7 +181,7 @@ def _flush(
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="feature_data")
     parser.add_argument("--dir", required=True, help="an empty folder for the instance")
-    parser.add_argument("--n", type=int, default=1_000_000, help="runs, 5 feature values each")
+    parser.add_argument("--n", type=int, default=1_000_000, help="artifacts, 5 values each")
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--db", default=None, help="a postgresql:// URL (default: SQLite)")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 Usage: python benchmarks/run.py features [--n 1000000] [--records 1000000] [--frame 100000]
        [--dir PATH] [--db postgresql://...] [--keep]
 
-Builds the instance with ``feature_data`` (N runs x 5 features, M records) unless ``--dir``
+Builds the instance with ``feature_data`` (N artifacts x 5 features, M records) unless ``--dir``
 already holds one, then times:
 
 - annotating one object with one value (``run.features.add_values({...})``), target < 1 ms;
@@ -11,8 +11,8 @@ already holds one, then times:
 - ``to_dataframe(include="features")`` of ``--frame`` objects x 5 features, < 2 s at 100,000;
 - ``Record.search`` over M records (top 20, and the full count), < 20 ms at 1M;
 
-and reports the database size. Runs are the host registry (Artifact hosts once they carry
-features use the same tables and code paths).
+and reports the database size. Artifacts are the hosts (runs use the same code on their own
+value table).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def _db_size(instance: Any) -> int:
         return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar())
 
 
-def bench_annotate(n_runs: int) -> None:
-    runs = ln.Run.filter(id__lte=50).to_list()
+def bench_annotate(n_hosts: int) -> None:
+    hosts = ln.Artifact.filter(id__lte=50).to_list()
     values = iter(range(10**9))
 
     def annotate() -> None:
-        random.choice(runs).features.add_values({"read_count": next(values)})
+        random.choice(hosts).features.add_values({"read_count": next(values)})
 
     report(
         "annotate one object with one value", median_seconds(annotate, 201) * 1e3, "ms", "< 1 ms"
@@ -62,15 +62,15 @@ def bench_filter(n: int) -> None:
         }),
     ]  # fmt: skip
     for label, lookups in cases:
-        qs = ln.Run.filter(**lookups)
+        qs = ln.Artifact.filter(**lookups)
         matches = qs.count()
         seconds = median_seconds(qs.count, 11)
         report(f"count {label} ({matches:,} of {n:,})", seconds * 1e3, "ms", "< 50 ms")
 
 
 def bench_frame(frame: int) -> None:
-    ids = ln.Run.filter().order_by("id")[frame - 1 : frame].to_list()
-    qs = ln.Run.filter(id__lte=ids[0].id)
+    ids = ln.Artifact.filter().order_by("id")[frame - 1 : frame].to_list()
+    qs = ln.Artifact.filter(id__lte=ids[0].id)
     df = qs.to_dataframe(include="features")
     assert len(df) == frame and df.shape[1] >= 5, df.shape
     base = median_seconds(qs.to_dataframe, 5)
@@ -101,7 +101,7 @@ def bench_search(n_records: int) -> None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="features")
-    parser.add_argument("--n", type=int, default=1_000_000, help="runs with 5 features each")
+    parser.add_argument("--n", type=int, default=1_000_000, help="artifacts with 5 features each")
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--frame", type=int, default=100_000)
     parser.add_argument("--dir", default=None, help="reuse or create the instance here")
@@ -114,10 +114,11 @@ def main(argv: list[str]) -> None:
         if (path / ".biolake").exists():
             instance = ln.setup.connect(path)
         else:
-            print(f"generating {args.n:,} runs and {args.records:,} records in {path}")
+            print(f"generating {args.n:,} artifacts and {args.records:,} records in {path}")
             instance = generate(path, args.n, args.records, args.db)
-        n = ln.Run.filter().count()
-        print(f"backend {instance.db.dialect}; {n:,} runs, {ln.Record.filter().count():,} records")
+        n = ln.Artifact.filter().count()
+        records = ln.Record.filter().count()
+        print(f"backend {instance.db.dialect}; {n:,} artifacts, {records:,} records")
         bench_annotate(n)
         bench_filter(n)
         bench_frame(min(args.frame, n))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from biolake.errors import InvalidArgument
 
@@ -57,7 +57,7 @@ def insert_new(session: Session, objects: Sequence[Registry]) -> None:
     Python first and many-to-one relations set as objects are turned into their foreign keys;
     objects with other pending relations (many-to-many) must go through ``session.flush()``.
     """
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
     from sqlalchemy.orm import make_transient_to_detached
 
     if not objects:
@@ -91,10 +91,18 @@ def insert_new(session: Session, objects: Sequence[Registry]) -> None:
                     setattr(obj, prop.key, value)
             row[prop.key] = value
         rows.append(row)
-    table = model.__table__
-    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)  # type: ignore[arg-type]
-    ids = session.connection().execute(stmt, rows).scalars().all()
-    for obj, new_id in zip(objects, ids, strict=True):
-        obj.id = new_id
+    # executemany without RETURNING: one prepared statement run for every row in the driver.
+    # (With RETURNING in a guaranteed order, SQLite got one round trip per row: 5x slower.)
+    table: Any = model.__table__
+    connection = session.connection()
+    connection.execute(insert(table), rows)
+    ids: dict[str, int] = {}
+    uids = [row["uid"] for row in rows]
+    for start in range(0, len(uids), 500):
+        chunk = uids[start : start + 500]
+        query = select(table.c.uid, table.c.id).where(table.c.uid.in_(chunk))
+        ids.update((uid, id_) for uid, id_ in connection.execute(query))
+    for obj in objects:
+        obj.id = ids[obj.uid]
         make_transient_to_detached(obj)
         session.add(obj)
