@@ -170,6 +170,11 @@ def load(path: Path | str, suffix: str | None = None) -> Any:
     suffix = suffix_of(path) if suffix is None else suffix
     loader = _LOADERS.get(suffix.lower())
     if loader is None:
+        if path.is_dir():
+            raise InvalidArgument(
+                f"load() cannot read a folder with suffix {suffix or '(none)'!r}: use "
+                "artifact.cache() for its local path and read the files inside it."
+            )
         raise _unsupported(suffix)
     return loader(path)
 

@@ -479,3 +479,38 @@ def test_queries_return_what_other_processes_wrote(instance, tmp_path: Path) -> 
     assert ln.Artifact.get(key="x.txt").version == "2"
     again = ln.Artifact.filter(key="x.txt", version="1").one()
     assert again is v1 and v1.is_latest is False  # the object this process holds is refreshed
+
+
+def test_helpful_errors_for_common_mistakes(instance, tmp_path: Path) -> None:
+    ln.Artifact(write(tmp_path / "sample.fasta", ">a\n"), key="sample.fasta").save()
+    with pytest.raises(InvalidArgument, match=r"ln\.Artifact\.get\(key='sample\.fasta'\)"):
+        ln.Artifact.get("sample.fasta")
+    folder = tmp_path / "plain"
+    write(folder / "a.txt", "a")
+    stored = ln.Artifact(folder, key="plain").save()
+    with pytest.raises(InvalidArgument, match=r"cannot read a folder.*cache\(\)"):
+        stored.load()
+    with pytest.raises(ValidationError, match=r"ends in '\.csv' but 'sample\.fasta' is '\.fasta'"):
+        ln.Artifact(tmp_path / "sample.fasta", key="x/sample.csv")
+
+
+def test_duplicate_version_label_is_refused(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "a\n1\n")
+    ln.Artifact(path, key="d.csv").save()
+    write(path, "a\n2\n")
+    with pytest.raises(ValidationError, match=r"Version '1' of key 'd\.csv' exists already"):
+        ln.Artifact(path, key="d.csv", version="1").save()
+    assert ln.Artifact.filter(key="d.csv").count() == 1
+
+
+def test_artifact_of_a_run_records_its_transform(instance, tmp_path: Path) -> None:
+    transform = ln.Transform(key="preprocessing.py").save()
+    run = ln.Run(transform=transform).save()
+    artifact = ln.Artifact(write(tmp_path / "o.csv", "a\n1\n"), key="output.csv", run=run).save()
+    assert artifact.run == run and artifact.transform == transform
+    assert ln.Artifact.filter(transform=transform).to_list() == [artifact]
+    assert ln.Artifact.filter(run__in=ln.Run.filter(transform=transform)).count() == 1
+    unsaved = ln.Run(transform=transform)
+    with pytest.raises(InvalidArgument, match=r"run\.save\(\) first"):
+        ln.Artifact(write(tmp_path / "p.csv", "a\n2\n"), key="p.csv", run=unsaved).save()
+    assert ln.Artifact.filter(key="p.csv").count() == 0

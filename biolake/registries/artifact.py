@@ -235,6 +235,11 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
         """One artifact: ``get(key=...)`` is the latest version under the key, ``get(uid)``
         that exact version, ``get(stem)`` the latest version of the stem."""
+        if uid is not None and not uid.isalnum():
+            raise InvalidArgument(
+                f"{uid!r} is not a uid (uids are letters and digits): to get an artifact by "
+                f"key, use ln.Artifact.get(key={uid!r})."
+            )
         if uid is None and "key" in lookups and not {"is_latest", "version"} & set(lookups):
             lookups = {**lookups, "is_latest": True}
         return cls.objects().get(uid, **lookups)
