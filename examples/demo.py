@@ -70,8 +70,8 @@ def main() -> None:
     v1 = ln.Artifact(data, key="demo/experiment/data.csv").save()
     data.write_text("sample,value\ns1,1\ns2,2\n")
     v2 = ln.Artifact(data, key="demo/experiment/data.csv").save()
-    print(f"v1: version {v1.version}, latest={v1.is_latest}")
-    print(f"v2: version {v2.version}, latest={v2.is_latest}")
+    print(f"first save:  version {v1.version}, latest={v1.is_latest}")
+    print(f"second save: version {v2.version}, latest={v2.is_latest}")
     latest = ln.Artifact.get(key="demo/experiment/data.csv")
     print(
         "all versions:\n", latest.versions.to_dataframe()[["uid", "version", "is_latest", "hash"]]
