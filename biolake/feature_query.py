@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, cast, exists, or_, select
+from sqlalchemy import ColumnElement, cast, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from biolake.dtypes import DtypeError, query_value
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.feature_values import EMPTY_LIST_IDX, FeatureInfo, load_features, read
 from biolake.lookups import LOOKUPS, apply_lookup, json_kind, split_lookup
-from biolake.query import query_instance
+from biolake.query import feature_terms, query_instance
 
 TEXT_LOOKUPS = {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith"}
 TEXT_LOOKUPS |= {"iendswith"}
@@ -61,7 +61,59 @@ def feature_condition(
             f"Cannot filter by feature {info.name!r} ({info.dtype_str}) with {value!r}: {exc}{end}"
         ) from None
     hosts = select(table.c.host_id).where(table.c.feature_id == info.id, inner)
-    return entity.id.in_(hosts)
+    cond = entity.id.in_(hosts)
+    terms = feature_terms()
+    if terms is not None and entity is host:  # a top-level term of filter(): plan it with others
+        terms.append(_Term(cond, table, info.id, inner, entity, lookup))
+    return cond
+
+
+ESTIMATE_CAP = 10_000
+
+
+class _Term:
+    """One feature condition of a ``filter()`` call, in both of its SQL forms."""
+
+    def __init__(
+        self, cond: Any, table: Any, feature_id: int, inner: Any, entity: Any, lookup: str
+    ) -> None:
+        self.cond, self.table, self.feature_id = cond, table, feature_id
+        self.inner, self.entity, self.lookup = inner, entity, lookup
+
+    def estimate(self, cap: int) -> int:
+        """How many values match, counted up to ``cap`` (an index-only scan of at most cap)."""
+        t = self.table
+        matching = select(t.c.host_id).where(t.c.feature_id == self.feature_id, self.inner)
+        stmt = select(func.count()).select_from(matching.limit(cap).subquery())
+        db = query_instance().db
+        try:
+            return int(db.session.execute(stmt).scalar_one())
+        finally:
+            db.end_read()
+
+    def as_exists(self) -> Any:
+        t = self.table
+        match = (t.c.host_id == self.entity.id, t.c.feature_id == self.feature_id, self.inner)
+        return exists(select(t.c.host_id).where(*match))
+
+
+def plan_feature_terms(conds: list[Any], terms: list[_Term]) -> list[Any]:
+    """Several feature conditions in one filter(): let a small one drive, probe the others.
+
+    As ``IN`` lists, SQLite materialises every subquery, whatever its size (500,000 ids for
+    ``read_count__gt`` at 50 %), and intersects them. When one term matches few values (a
+    capped count, a few ms), it drives as the only ``IN`` and the others become ``EXISTS``
+    probes on the value table's primary key (host_id, feature_id): 24 -> 12 ms for 507 of 1M
+    hosts. When every term is large, probing each driver row costs more than building the
+    lists (measured: 130 -> 335 ms at 5 % x 10 %), so the ``IN`` lists stay.
+    PostgreSQL plans both forms as semi-joins.
+    """
+    sizes = {id(t): t.estimate(ESTIMATE_CAP) for t in terms}
+    driver = min(terms, key=lambda t: sizes[id(t)])
+    if sizes[id(driver)] >= ESTIMATE_CAP:
+        return conds
+    probes = {id(t.cond): t.as_exists() for t in terms if t is not driver}
+    return [probes.get(id(c), c) for c in conds]
 
 
 def _lookup(info: FeatureInfo, parts: list[str]) -> str:

@@ -27,6 +27,14 @@ T = TypeVar("T", bound="Registry")
 _building_for: ContextVar[Instance | None] = ContextVar("_building_for", default=None)
 
 
+# The feature conditions of the filter() call being built (see feature_query.plan_feature_terms).
+_feature_terms: ContextVar[list[Any] | None] = ContextVar("_feature_terms", default=None)
+
+
+def feature_terms() -> list[Any] | None:
+    return _feature_terms.get()
+
+
 def query_instance() -> Instance:
     """The instance whose query is being built, else the current instance."""
     instance = _building_for.get()
@@ -88,11 +96,18 @@ class QuerySet(Generic[T]):
 
     def _conditions(self, lookups: dict[str, Any]) -> list[Any]:
         dialect = self.instance.db.dialect
-        token = _building_for.set(self.instance)
+        terms: list[Any] = []
+        token, terms_token = _building_for.set(self.instance), _feature_terms.set(terms)
         try:
-            return [condition(self.model, key, value, dialect) for key, value in lookups.items()]
+            conds = [condition(self.model, key, value, dialect) for key, value in lookups.items()]
         finally:
             _building_for.reset(token)
+            _feature_terms.reset(terms_token)
+        if len(terms) > 1:
+            from biolake.feature_query import plan_feature_terms
+
+            conds = plan_feature_terms(conds, terms)
+        return conds
 
     def filter(self, *queries: Any, **lookups: Any) -> QuerySet[T]:
         """Narrow to rows matching every lookup; positional SQLAlchemy conditions also work."""

@@ -266,3 +266,28 @@ def test_to_dataframe_has_no_row_cap(instance) -> None:
         run.features.add_values({"n": i})
     df = ln.Run.filter(n__gte=0).to_dataframe(include="features")
     assert len(df) == 300 and df["n"].tolist() == list(range(300))
+
+
+def test_several_feature_conditions_are_planned_together(instance, monkeypatch) -> None:
+    """A small term drives (IN) and the others are probed (EXISTS); the rows never change."""
+    import biolake.feature_query as fq
+
+    ln.Feature(name="depth", dtype=int).save()
+    ln.Feature(name="tissue", dtype=str).save()
+    transform = ln.Transform(key="plan.py").save()
+    runs = [ln.Run(transform=transform).save() for _ in range(30)]
+    for i, run in enumerate(runs):
+        run.features.add_values({"depth": i, "tissue": "liver" if i % 3 == 0 else "lung"})
+    expected = {r.id for i, r in enumerate(runs) if i > 20 and i % 3 == 0}
+
+    def ids(qs: Any) -> set[int]:
+        return {r.id for r in qs}
+
+    small = ln.Run.filter(depth__gt=20, tissue="liver")
+    assert "EXISTS" in str(small._statement())
+    assert ids(small) == expected
+    monkeypatch.setattr(fq, "ESTIMATE_CAP", 1)  # every term "large": IN lists only
+    large = ln.Run.filter(depth__gt=20, tissue="liver")
+    assert "EXISTS" not in str(large._statement())
+    assert ids(large) == expected
+    assert ids(ln.Run.exclude(depth__gt=20, tissue="liver")) == {r.id for r in runs} - expected
