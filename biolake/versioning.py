@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 
-from biolake._logging import logger
 from biolake.errors import InvalidArgument, ValidationError
 from biolake.registries.base import new_uid
 
@@ -189,7 +188,7 @@ def _register(
         lookup = (artifact.key, obj.hash) if artifact.key is None else (artifact.key, None)
         current = latest.get(lookup)
         if current is not None and current.hash == obj.hash:
-            result.append(_reuse(session, current, artifact))
+            result.append(artifact._reuse(current, session, "same key and same content"))
             continue
         artifact.hash, artifact.size = obj.hash, obj.size
         artifact.n_files, artifact.storage_key = obj.n_files, obj.key
@@ -274,19 +273,6 @@ def _ensure_stored(instance: Instance, artifact: Artifact, obj: StoredObject) ->
     another artifact with the same bytes may have removed it after we stored it)."""
     if not instance.storage.exists(obj.key):
         _store_one(instance, artifact)
-
-
-def _reuse(session: Session, existing: Artifact, new: Artifact) -> Artifact:
-    message = (
-        f"returning the existing artifact {existing.uid} (version {existing.version}): "
-        f"same key and same content"
-    )
-    if new.description is not None and new.description != existing.description:
-        existing.description = new.description
-        message += "; its description was updated"
-    logger.info(message)
-    session.flush()
-    return existing
 
 
 def _check_version_free(session: Session, artifact: Artifact, pending: Sequence[str]) -> None:

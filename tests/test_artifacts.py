@@ -130,6 +130,8 @@ def test_same_key_same_content_returns_existing(instance, tmp_path: Path, caplog
     again = ln.Artifact(path, key="experiment/data.csv").save()
     assert again.id == first.id
     assert ln.Artifact.filter(key="experiment/data.csv").count() == 1
+    expected = f"returning the existing artifact {first.uid} (version 1): same key and same content"
+    assert expected in caplog.text
 
 
 def test_resave_with_new_description_updates_it(instance, tmp_path: Path) -> None:

@@ -244,6 +244,9 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             lookups = {**lookups, "is_latest": True}
         return cls.objects().get(uid, **lookups)
 
+    def _reuse_label(self) -> str:
+        return f"{self.uid} (version {self.version})"
+
     @property
     def versions(self) -> QuerySet[Artifact]:
         """All versions of this artifact, oldest first (trash hidden)."""

@@ -177,12 +177,14 @@ class Registry(Base):
         """The stored row this unsaved one duplicates (for ``_save_unique``)."""
         return None
 
-    def _reuse(self, existing: Self, session: Any) -> Self:
+    def _reuse(self, existing: Self, session: Any, reason: str = "") -> Self:
+        """Log that ``existing`` stands in for this unsaved row; a new description is written."""
         from biolake._logging import logger
 
-        stored: Any = existing  # registries with a description (Record, Feature) use this
-        label = getattr(stored, "name", None) or stored.uid
-        message = f"returning the existing {type(self).__name__.lower()} {label!r}"
+        stored: Any = existing  # registries with a description (Record, Feature, Artifact)
+        message = f"returning the existing {type(self).__name__.lower()} {stored._reuse_label()}"
+        if reason:
+            message += f": {reason}"
         new_description = getattr(self, "description", None)
         if new_description is not None and new_description != stored.description:
             stored.description = new_description
@@ -190,6 +192,10 @@ class Registry(Base):
             message += "; its description was updated"
         logger.info(message)
         return existing
+
+    def _reuse_label(self) -> str:
+        name = getattr(self, "name", None)
+        return repr(name) if name else self.uid
 
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
