@@ -121,8 +121,6 @@ def _label(related: Any) -> str:
 
 
 def _feature_rows(obj: Any) -> list[tuple[str, Any]]:
-    try:
-        from biolake.features import describe_features
-    except ImportError:
-        return []
-    return list(describe_features(obj)) if obj.id is not None else []
+    from biolake.features import describe_features  # [] for unsaved objects and non-hosts
+
+    return list(describe_features(obj))

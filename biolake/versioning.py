@@ -49,7 +49,7 @@ def save_artifacts(instance: Instance, artifacts: Sequence[Artifact]) -> list[Ar
             with instance.db.write() as session:
                 result = _register(instance, session, artifacts, stored)
         except BaseException:
-            _discard_unreferenced(instance, stored)
+            _delete_unreferenced(instance, [s.key for s in stored.values()])
             raise
         finally:
             for artifact in new:
@@ -78,10 +78,14 @@ def _gc_paused(pause: bool) -> Iterator[None]:
 # --- storing bytes ----------------------------------------------------------------------------
 
 
-def _store_one(instance: Instance, artifact: Artifact) -> StoredObject:
-    source = artifact._source
-    if source is None:
+def _source(artifact: Artifact) -> Any:
+    if artifact._source is None:
         raise ValueError("This artifact has no source path to store.")
+    return artifact._source
+
+
+def _store_one(instance: Instance, artifact: Artifact) -> StoredObject:
+    source = _source(artifact)
     storage = instance.storage
     if source.is_dir():
         return storage.put_folder(source, artifact.suffix)
@@ -89,14 +93,10 @@ def _store_one(instance: Instance, artifact: Artifact) -> StoredObject:
 
 
 def _store_all(instance: Instance, artifacts: list[Artifact]) -> dict[int, StoredObject]:
-    """Store every artifact's bytes; the storage batches the work (both cores, one sync)."""
+    """Store every artifact's bytes; the storage batches the work (one filesystem sync)."""
     if len(artifacts) <= 1:
         return {id(a): _store_one(instance, a) for a in artifacts}
-    sources = []
-    for artifact in artifacts:
-        if artifact._source is None:
-            raise ValueError("This artifact has no source path to store.")
-        sources.append((artifact._source, artifact.suffix))
+    sources = [(_source(a), a.suffix) for a in artifacts]
     done: list[StoredObject] = []
     progress = _Progress(len(artifacts))
 
@@ -107,7 +107,7 @@ def _store_all(instance: Instance, artifacts: list[Artifact]) -> dict[int, Store
     try:
         stored = instance.storage.put_many(sources, on_done)
     except BaseException:
-        _discard_unreferenced(instance, {i: s for i, s in enumerate(done)})
+        _delete_unreferenced(instance, [s.key for s in done])
         raise
     finally:
         progress.close()
@@ -133,23 +133,18 @@ class _Progress:
             self.bar.stop()
 
 
-def _discard_unreferenced(instance: Instance, stored: dict[int, StoredObject]) -> None:
-    """Remove objects this save created that no artifact row references."""
+def _delete_unreferenced(instance: Instance, keys: Sequence[str]) -> None:
+    """Delete the stored objects among ``keys`` that no artifact row references."""
     from biolake.registries.artifact import Artifact
 
-    created = [s for s in stored.values() if getattr(s, "created", True)]
-    if not created:
-        return
-    keys = [s.key for s in created]
     session = instance.db.session
     referenced: set[str] = set()
     for chunk in _chunks(keys):
         rows = session.execute(select(Artifact.storage_key).where(Artifact.storage_key.in_(chunk)))
         referenced.update(r[0] for r in rows)
     instance.db.end_read()
-    for key in keys:
-        if key not in referenced:
-            instance.storage.delete(key)
+    for key in set(keys) - referenced:
+        instance.storage.delete(key)
 
 
 def _cleanup_staging(artifact: Artifact) -> None:
@@ -348,14 +343,8 @@ def _promote_newest(session: Session, stem: str) -> None:
 
 def _delete_bytes_if_unused(instance: Instance, storage_key: str) -> None:
     """Under the write lock, so that no save can register these bytes meanwhile."""
-    from biolake.registries.artifact import Artifact
-
-    with instance.db.write() as session:
-        users = session.execute(
-            select(func.count()).where(Artifact.storage_key == storage_key)
-        ).scalar_one()
-        if users == 0:
-            instance.storage.delete(storage_key)
+    with instance.db.write():
+        _delete_unreferenced(instance, [storage_key])
 
 
 def restore_artifact(artifact: Artifact) -> None:

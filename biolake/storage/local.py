@@ -113,24 +113,18 @@ class LocalStorage(Storage):
         are linked into place, then a second ``syncfs`` makes the new names durable. Folders and
         large files (written with O_DIRECT) go through the single-object path.
         """
-        small = [
-            i
-            for i, (path, _) in enumerate(sources)
-            if path.is_file() and path.stat().st_size < DIRECT_MIN_SIZE
-        ]
+        small: list[int] = []
+        others: list[int] = []
+        for i, (path, _) in enumerate(sources):
+            st = os.stat(path)  # one stat: regular file, and small enough
+            is_small = stat.S_ISREG(st.st_mode) and st.st_size < DIRECT_MIN_SIZE
+            (small if is_small else others).append(i)
         if not self.fsync or len(small) < 2:
             return super().put_many(sources, on_done)
         for _, suffix in sources:
             check_suffix(suffix)
-        results: dict[int, StoredObject] = {}
-        small_set = set(small)
-        others = [sources[i] for i in range(len(sources)) if i not in small_set]
-        for i, stored in zip(
-            [i for i in range(len(sources)) if i not in small_set],
-            super().put_many(others, on_done),
-            strict=True,
-        ):
-            results[i] = stored
+        stored_others = super().put_many([sources[i] for i in others], on_done)
+        results: dict[int, StoredObject] = dict(zip(others, stored_others, strict=True))
         tmps = {i: self._tmp_path() for i in small}
         try:
             # One thread: for small files the work is many short syscalls, and two threads
