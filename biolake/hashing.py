@@ -232,7 +232,7 @@ def copy_and_hash(
     return Digest(_format(hasher), size)
 
 
-def _source_changed(before: os.stat_result, after: os.stat_result, copied: int) -> bool:
+def source_changed(before: os.stat_result, after: os.stat_result, copied: int) -> bool:
     if not stat.S_ISREG(before.st_mode):  # pipes and devices have no size to compare
         return False
     return (
@@ -254,7 +254,7 @@ def copy_and_hash_file(
         before = os.fstat(f.fileno())
         digest = copy_and_hash(f, dst, size_hint=before.st_size)
         after = os.fstat(f.fileno())
-    if _source_changed(before, after, digest.size):
+    if source_changed(before, after, digest.size):
         raise StorageError(
             f"{os.fspath(src)!r} changed while it was being read ({before.st_size} bytes at the "
             f"start, {digest.size} read). Wait until the program writing it has finished, then "

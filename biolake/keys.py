@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from biolake.errors import ValidationError
 
 MAX_KEY_LENGTH = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_key(key: str) -> str:
@@ -20,10 +23,10 @@ def validate_key(key: str) -> str:
         raise ValidationError(f"An artifact key cannot be empty: pass a relative path, {example}.")
     if len(key) > MAX_KEY_LENGTH:
         raise ValidationError(f"Artifact key is {len(key)} characters long; at most 1024 allowed.")
-    bad = [c for c in key if ord(c) < 32 or ord(c) == 127]
+    bad = _CONTROL.search(key)
     if bad:
         raise ValidationError(
-            f"Artifact key {key!r} contains the control character {bad[0]!r}: remove it."
+            f"Artifact key {key!r} contains the control character {bad.group()!r}: remove it."
         )
     if "\\" in key:
         raise ValidationError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,7 +66,7 @@ def suffix_of(path: Path | str) -> str:
     ``"sample.v1.csv"`` is ``".csv"``, not ``".v1.csv"``. Case is preserved (``".R"``); lookups
     lower-case it. A path without a suffix gives ``""``.
     """
-    suffixes = Path(path).suffixes
+    suffixes = _suffixes(os.fspath(path))
     if not suffixes:
         return ""
     last = suffixes[-1]
@@ -76,6 +77,14 @@ def suffix_of(path: Path | str) -> str:
     ):
         return suffixes[-2] + last
     return last
+
+
+def _suffixes(path: str) -> list[str]:
+    """``PurePath(path).suffixes`` without building a Path (this runs once per saved file)."""
+    name = path.rstrip("/").rpartition("/")[2]
+    if name.endswith("."):
+        return []
+    return ["." + s for s in name.lstrip(".").split(".")[1:]]
 
 
 # --- load(): suffix -> in-memory object ---------------------------------------------------------

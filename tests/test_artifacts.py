@@ -442,6 +442,62 @@ def test_bulk_save_is_all_or_nothing(instance, tmp_path: Path) -> None:
     assert stored_files(instance) == []
 
 
+def test_bulk_save_keeps_the_search_index_in_step(instance, tmp_path: Path) -> None:
+    # 30 rows: SQLite indexes the batch in one statement instead of a trigger per row.
+    paths = [write(tmp_path / f"s{i}.txt", f"s{i}") for i in range(30)]
+    ln.save([ln.Artifact(p, key=f"screen/plate{i:02d}.txt") for i, p in enumerate(paths)])
+
+    def keys(query: str) -> list[str]:
+        return [a.key for a in ln.Artifact.search(query)]
+
+    assert keys("plate17")[0] == "screen/plate17.txt"
+    assert ln.Artifact.search("screen/plate").count() == 30
+    # Renaming and deleting remove exactly what the batch indexed.
+    renamed = ln.Artifact.get(key="screen/plate17.txt")
+    renamed.key = "screen/well17.txt"
+    renamed.save()
+    ln.Artifact.get(key="screen/plate03.txt").delete(permanent=True)
+    assert "screen/plate17.txt" not in keys("plate17")
+    assert keys("well17")[0] == "screen/well17.txt"
+    assert "screen/plate03.txt" not in keys("plate03")
+    assert len([k for k in keys("screen/plate") if "plate" in k]) == 28
+    if instance.db.is_sqlite:
+        with instance.db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM fts_paused").scalar() == 0
+
+
+def test_failed_bulk_insert_leaves_the_search_index_as_it_was(instance, tmp_path: Path) -> None:
+    refuse = "IF NEW.key = 'batch/b29.txt' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+    statements = {  # a real failure inside the INSERT, on the 30th row
+        "sqlite": [
+            "CREATE TRIGGER refuse BEFORE INSERT ON artifacts WHEN new.key = 'batch/b29.txt' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END"
+        ],
+        "postgresql": [
+            f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN {refuse} RETURN NEW; END $$ "
+            "LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON artifacts FOR EACH ROW "
+            "EXECUTE FUNCTION refuse()",
+        ],
+    }[instance.db.dialect]
+    with instance.db.engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    paths = [write(tmp_path / f"b{i}.txt", f"b{i}") for i in range(30)]
+    with pytest.raises(Exception, match="refused by test"):
+        ln.save([ln.Artifact(p, key=f"batch/b{i}.txt") for i, p in enumerate(paths)])
+    assert ln.Artifact.filter().count() == 0
+    with instance.db.engine.begin() as conn:
+        if instance.db.is_sqlite:  # the search trigger was paused for the batch: not any more
+            assert conn.exec_driver_sql("SELECT count(*) FROM fts_paused").scalar() == 0
+        conn.exec_driver_sql(
+            "DROP TRIGGER refuse" + ("" if instance.db.is_sqlite else " ON artifacts")
+        )
+    assert ln.Artifact.search("batch/b1").count() == 0
+    one = ln.Artifact(paths[1], key="batch/b1.txt").save()  # one row: indexed as it is inserted
+    assert ln.Artifact.search("batch/b1").to_list() == [one]
+
+
 def test_describe_shows_features_with_their_types(instance, tmp_path: Path) -> None:
     ln.Feature(name="read_count", dtype=int).save()
     ln.Feature(name="tissue", dtype=str).save()

@@ -17,6 +17,7 @@ from biolake import hashing
 from biolake.errors import StorageError, ValidationError
 from biolake.hashing import CHUNK_SIZE, copy_and_hash_file, hash_bytes, hash_folder
 from biolake.storage import LocalStorage, MemoryStorage, Storage, StoredObject, storage_for
+from biolake.storage._both_cores import PARALLEL_MIN
 from biolake.storage._direct import open_direct
 from biolake.storage.base import object_key
 
@@ -311,3 +312,71 @@ def test_storage_for(tmp_path: Path) -> None:
         storage_for("ftp://host/x")
     with pytest.raises(ValidationError, match="needs a name"):
         storage_for("memory://")
+
+
+# --- batches of small files (local): one sync per batch, both cores ---------------------------
+
+
+def small_sources(root: Path, n: int) -> tuple[list[tuple[Path, str]], list[bytes]]:
+    """``n`` small files; every tenth repeats the content of the one before it."""
+    datas = [f"file {i - i % 10 if i % 10 == 1 else i}\n".encode() for i in range(n)]
+    return [(write(root / f"f{i}.txt", d), ".txt") for i, d in enumerate(datas)], datas
+
+
+@pytest.mark.parametrize("n", [3, 2 * PARALLEL_MIN])  # one process; both cores
+def test_put_many_stores_every_file_in_order(tmp_path: Path, n: int) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    sources, datas = small_sources(tmp_path / "src", n)
+    reported: list[StoredObject] = []
+    stored = storage.put_many(sources, reported.append)
+    assert [s.hash for s in stored] == [hash_bytes(d) for d in datas]
+    assert [s.key for s in stored] == [object_key(hash_bytes(d), ".txt") for d in datas]
+    assert sorted(reported, key=lambda s: s.key) == sorted(stored, key=lambda s: s.key)
+    for obj, data in zip(stored, datas, strict=True):
+        assert storage.local_path(obj.key).read_bytes() == data
+        assert is_read_only(storage.local_path(obj.key))
+    assert leftovers(storage) == []
+
+
+@pytest.mark.parametrize("failing", ["parent half", "child half"])
+def test_put_many_failure_reports_what_either_half_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    from biolake.storage import local
+
+    n = 2 * PARALLEL_MIN
+    bad = 10 if failing == "parent half" else n - 10  # the child takes the second half
+    storage = LocalStorage(tmp_path / "store")
+    sources, _ = small_sources(tmp_path / "src", n)
+    real_copy = local.copy_small_file
+
+    def copy(src: str, dst: str) -> Any:
+        if src == str(sources[bad][0]):
+            raise OSError(errno.EIO, "Input/output error (simulated)", src)
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(local, "copy_small_file", copy)  # forked children inherit it
+    reported: list[StoredObject] = []
+    with pytest.raises(OSError, match="simulated"):
+        storage.put_many(sources, reported.append)
+    # The half that failed stored nothing (it fails while copying); the other half stored and
+    # reported everything, so that the caller can delete it again.
+    assert len(reported) == n // 2
+    assert all(storage.exists(s.key) for s in reported)
+    assert len(list(storage.iter_keys())) == len({s.key for s in reported})
+    assert leftovers(storage) == []
+
+
+def test_copy_small_file_notices_a_source_that_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biolake.storage import _fs
+
+    src = write(tmp_path / "growing.txt", b"0123456789")
+    digest = _fs.copy_small_file(str(src), str(tmp_path / "copy"))
+    assert digest == (hash_bytes(b"0123456789"), 10)
+    real_read = os.read
+    monkeypatch.setattr(_fs.os, "read", lambda fd, n: real_read(fd, n) + b"appended")
+    with pytest.raises(StorageError, match="changed while it was being read"):
+        _fs.copy_small_file(str(src), str(tmp_path / "copy2"))
+    assert not (tmp_path / "copy2").exists()

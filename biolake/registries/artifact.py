@@ -77,11 +77,13 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     size: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(80), index=True)
     n_files: Mapped[int | None]
-    stem: Mapped[str] = mapped_column(String(STEM_LENGTH), index=True)
+    # No index of their own: the unique (stem, version) index answers stem lookups, and
+    # reference checks find storage keys by hash (see versioning._delete_unreferenced).
+    stem: Mapped[str] = mapped_column(String(STEM_LENGTH))
     version: Mapped[str] = mapped_column(String(32))
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
     storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"), index=True)
-    storage_key: Mapped[str] = mapped_column(String(1024), index=True)
+    storage_key: Mapped[str] = mapped_column(String(1024))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     transform_id: Mapped[int | None] = mapped_column(ForeignKey("transforms.id"), index=True)
 
@@ -102,7 +104,8 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         version: str | None = None,
         run: Run | None = None,
     ) -> None:
-        source = Path(os.path.abspath(os.path.expanduser(path)))
+        # A str, not a Path: pathlib's parsing was a third of this constructor's time.
+        source = os.path.abspath(os.path.expanduser(path))
         try:
             is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except FileNotFoundError:
@@ -111,19 +114,19 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             ) from None
         suffix = _storable_suffix(source)
         if key is not None:
-            _check_key_suffix(validate_key(key), suffix, source.name)
-        super().__init__(
-            key=key,
-            description=description,
-            suffix=suffix,
-            kind="folder" if is_dir else "file",
-            run=run,
-        )
+            _check_key_suffix(validate_key(key), suffix, os.path.basename(source))
+        fields: dict[str, Any] = {"suffix": suffix, "kind": "folder" if is_dir else "file"}
+        # Only what is set: each argument is an attribute event (a relationship's is costly),
+        # and ln.save() of 10,000 files builds 10,000 artifacts.
+        for name, value in (("key", key), ("description", description), ("run", run)):
+            if value is not None:
+                fields[name] = value
+        super().__init__(**fields)
         if version is not None:
             if not isinstance(version, str) or not version.strip():
                 raise ValidationError(f"version must be a non-empty string, not {version!r}.")
             self.version = version
-        self._source: Path | None = source
+        self._source: str | None = source
         self._cleanup: Path | None = None  # a temp file we wrote (DataFrame, AnnData)
 
     # --- constructors from objects -------------------------------------------------------------
@@ -313,7 +316,7 @@ def _check_key_suffix(key: str, suffix: str, what: str) -> None:
         )
 
 
-def _storable_suffix(path: Path) -> str:
+def _storable_suffix(path: str) -> str:
     """The path's suffix (``.csv.gz`` kept whole), or ``""`` for one storage cannot name
     objects by (e.g. ``.final version`` with a space)."""
     from biolake.loaders import suffix_of

@@ -9,6 +9,7 @@ only :meth:`Storage.local_path` turns a key into a path on this machine.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -96,7 +97,7 @@ class Storage(ABC):
 
     def put_many(
         self,
-        sources: Sequence[tuple[Path, str]],
+        sources: Sequence[tuple[str | os.PathLike[str], str]],
         on_done: Callable[[StoredObject], None] | None = None,
     ) -> list[StoredObject]:
         """Store many files or folders ``(path, suffix)``; results in input order.
@@ -107,8 +108,8 @@ class Storage(ABC):
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        def put(item: tuple[Path, str]) -> StoredObject:
-            path, suffix = item
+        def put(item: tuple[str | os.PathLike[str], str]) -> StoredObject:
+            path, suffix = Path(item[0]), item[1]
             stored = self.put_folder(path, suffix) if path.is_dir() else self.put_file(path, suffix)
             if on_done is not None:
                 on_done(stored)

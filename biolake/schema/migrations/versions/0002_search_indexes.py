@@ -43,7 +43,10 @@ def upgrade() -> None:
     bind = op.get_bind()
     schema = _trgm_schema(bind)
     for table, fields in SEARCHED_TABLES.items():
-        for statement in create_statements(table, fields, bind.dialect.name, schema):
+        statements = create_statements(
+            table, fields, bind.dialect.name, schema, pausable_insert=False
+        )
+        for statement in statements:
             op.execute(statement)
 
 
