@@ -291,3 +291,12 @@ def test_several_feature_conditions_are_planned_together(instance, monkeypatch) 
     assert "EXISTS" not in str(large._statement())
     assert ids(large) == expected
     assert ids(ln.Run.exclude(depth__gt=20, tissue="liver")) == {r.id for r in runs} - expected
+    # One term "huge" (10 liver runs, HUGE_TERM=10): the smaller term (9 runs) drives anyway.
+    monkeypatch.setattr(fq, "HUGE_TERM", 10)
+    huge = ln.Run.filter(tissue="liver", depth__gt=20)
+    sql = str(huge._statement())
+    assert sql.count("EXISTS") == 1
+    probed, driving = sql.split("EXISTS")[1].split("runs.id IN")  # tissue comes first
+    assert "value_str" in probed and "value_int" not in probed
+    assert "value_int" in driving
+    assert ids(huge) == expected
