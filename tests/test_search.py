@@ -175,3 +175,18 @@ def test_search_uses_the_index(instance: Any, samples: Any) -> None:
         assert "SCAN records " not in plan
     else:
         assert "ix_records_name_trgm" in plan
+
+
+def test_long_queries_tolerate_typos_by_pieces(instance: Any) -> None:
+    """From 10 characters, candidates hold one unchanged piece of the query (see _piece_terms)."""
+    from biolake.search import _piece_terms
+
+    for name in ["TP53-knockout-line7", "TP53-knockin-line8", "Macrophage", "Monocyte"]:
+        ln.Record(name=name).save()
+    assert names(ln.Record.search("macrophaeg"))[0] == "Macrophage"  # 1 typo, 10 characters
+    assert names(ln.Record.search("tp53-knokout-lime7"))[0] == "TP53-knockout-line7"  # 2 typos
+    exact = names(ln.Record.search("TP53-knockout-line7"))
+    assert exact == ["TP53-knockout-line7", "TP53-knockin-line8"]  # exact, then a near match
+    assert _piece_terms("macrophag") is None  # 9 characters: trigram pairs
+    assert _piece_terms("macrophaeg") == '"macro" OR "phaeg"'
+    assert _piece_terms("tp53-knokout-lime7") == '"tp53-k" OR "nokout" OR "-lime7"'
