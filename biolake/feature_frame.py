@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.feature_values import EMPTY_LIST_IDX, FeatureInfo, load_features
+from biolake.frames import fetch_raw
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,7 +81,7 @@ def _read(
     )
     if has_lists:  # list elements in order; scalars need no sort
         stmt = stmt.order_by(table.c.host_id, table.c.feature_id, table.c.idx)
-    rows = _fetch_raw(instance, stmt)
+    rows = fetch_raw(instance, stmt)
     if not rows:
         return {}
     table_2d = np.array(rows, dtype=object)  # one C-level pass; far faster than zip(*rows)
@@ -93,19 +94,6 @@ def _read(
             raw = cols[3 + used.index(info.column)][mask]
             result[info.name] = _series(info, hosts[mask], idx[mask], raw, index)
     return result
-
-
-def _fetch_raw(instance: Any, stmt: Any) -> list[tuple[Any, ...]]:
-    """Rows as the driver returns them: skipping SQLAlchemy's per-value result processing."""
-    db = instance.db
-    try:
-        result = db.session.connection().execute(stmt)
-        try:
-            return list(result.cursor.fetchall())
-        finally:
-            result.close()
-    finally:
-        db.end_read()
 
 
 def _series(info: FeatureInfo, hosts: Any, idx: Any, raw: Any, index: Any) -> pd.Series:

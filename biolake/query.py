@@ -306,13 +306,13 @@ class QuerySet(Generic[T]):
 
     def to_dataframe(self, include: str | Sequence[str] | None = None) -> pd.DataFrame:
         """All matching rows as a pandas DataFrame indexed by id (no row cap)."""
-        import pandas as pd
+
+        from biolake.frames import fetch_raw, frame
 
         names = self.model._field_names()
         columns = [getattr(self.model, n) for n in names]
-        result = self._execute(self._statement(*columns))
-        df = pd.DataFrame.from_records(list(result), columns=names)
-        df = df.set_index("id")
+        rows = fetch_raw(self.instance, self._statement(*columns))
+        df = frame(rows, names, [c.type for c in columns]).set_index("id")
         if include is not None:
             df = self.model._include_in_dataframe(self, df, include)
         return df

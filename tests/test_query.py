@@ -548,3 +548,21 @@ def test_wrong_value_types_raise_instead_of_matching_nothing(instance) -> None:
         ln.Run.filter(id__gt="big").count()
     assert ln.Run.filter(transform=transform.id).count() == 1  # an id is fine
     assert ln.Run.filter(created_by__handle="testuser").count() == 1
+
+
+def test_to_dataframe_columns_hold_what_the_objects_hold(instance: Any, tmp_path: Any) -> None:
+    """Rows are read raw and converted per column: the values equal the ORM's, as pandas types."""
+    transform = ln.Transform(key="types.py").save()
+    run = ln.Run(transform=transform, params={"lr": 0.1, "layers": [2, 3]}).save()
+    idle = ln.Run(transform=transform).save()
+    (tmp_path / "a.txt").write_text("a")
+    artifact = ln.Artifact(tmp_path / "a.txt", key="a.txt", run=run).save()
+    runs = ln.Run.filter().to_dataframe()
+    assert str(runs["created_at"].dtype) == "datetime64[ns, UTC]"
+    assert runs.loc[run.id, "created_at"] == run.created_at
+    assert runs.loc[run.id, "params"] == {"lr": 0.1, "layers": [2, 3]}
+    assert runs.loc[idle.id, "params"] is None
+    artifacts = ln.Artifact.filter().to_dataframe()
+    assert artifacts["is_latest"].dtype == bool and bool(artifacts.loc[artifact.id, "is_latest"])
+    assert artifacts.loc[artifact.id, "run_id"] == run.id
+    assert artifacts.loc[artifact.id, "created_at"] == artifact.created_at
