@@ -53,12 +53,14 @@ def generate(path: Path, n: int, n_records: int, db: str | None, seed: int = 0) 
     t0 = time.perf_counter()
     _insert_records(instance, n_records, random.Random(seed + 1))
     print(f"  {n_records:,} records loaded in {time.perf_counter() - t0:.0f} s")
-    t0 = time.perf_counter()
-    # PostgreSQL: VACUUM also sets the visibility map, which index-only scans rely on.
-    statement = "ANALYZE" if instance.db.is_sqlite else "VACUUM ANALYZE"
-    with instance.db.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement)
-    print(f"  {statement} in {time.perf_counter() - t0:.0f} s")
+    if not instance.db.is_sqlite:
+        # What autovacuum does on its own after a load this size; VACUUM also sets the
+        # visibility map, which index-only scans rely on. SQLite gets no ANALYZE: nothing runs
+        # it on a user's instance, so the queries must plan well without statistics.
+        t0 = time.perf_counter()
+        with instance.db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+        print(f"  VACUUM ANALYZE in {time.perf_counter() - t0:.0f} s")
     return instance
 
 

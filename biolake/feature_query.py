@@ -16,12 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, cast, exists, func, null, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from biolake.dtypes import DtypeError, query_value
 from biolake.errors import InvalidArgument, did_you_mean
-from biolake.feature_values import EMPTY_LIST_IDX, FeatureInfo, load_features, read
+from biolake.feature_values import (
+    EMPTY_LIST_IDX,
+    INDEXED_COLUMNS,
+    FeatureInfo,
+    load_features,
+    read,
+)
 from biolake.lookups import LOOKUPS, apply_lookup, json_kind, split_lookup
 from biolake.query import feature_terms, query_instance
 
@@ -93,8 +100,29 @@ class _Term:
 
     def as_exists(self) -> Any:
         t = self.table
-        match = (t.c.host_id == self.entity.id, t.c.feature_id == self.feature_id, self.inner)
+        inner = _by_primary_key(t, self.inner)
+        match = (t.c.host_id == self.entity.id, t.c.feature_id == self.feature_id, inner)
         return exists(select(t.c.host_id).where(*match))
+
+
+def _by_primary_key(table: Any, condition: Any) -> Any:
+    """``condition`` with each value column as ``coalesce(col, NULL)``: the same values, but no
+    longer a condition that implies ``col IS NOT NULL``, so SQLite cannot pick a partial value
+    index for a probe and uses the primary key (host_id, feature_id).
+
+    Without ANALYZE statistics (the usual case: nothing runs ANALYZE), SQLite picked the
+    partial index for the EXISTS probe, scanning every value of the feature once per host
+    (minutes at 1M hosts, against 0.6 s for 100,000 primary-key probes).
+    """
+    columns = [table.c[name] for name in INDEXED_COLUMNS]
+
+    def replace(element: Any, **_: Any) -> Any:
+        if any(element is c for c in columns):
+            return func.coalesce(element, null())
+        return None
+
+    no_options: dict[str, Any] = {}
+    return replacement_traverse(condition, no_options, replace)
 
 
 HUGE_TERM = 200_000  # values: an IN list this long costs more than probing for it

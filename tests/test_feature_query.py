@@ -300,3 +300,11 @@ def test_several_feature_conditions_are_planned_together(instance, monkeypatch) 
     assert "value_str" in probed and "value_int" not in probed
     assert "value_int" in driving
     assert ids(huge) == expected
+    if instance.db.is_sqlite:  # no ANALYZE statistics: the probe must still use the primary key
+        compiled = huge._statement().compile(
+            instance.db.engine, compile_kwargs={"literal_binds": True}
+        )
+        with instance.db.engine.connect() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
+        probe = plan[plan.index(next(p for p in plan if "CORRELATED" in p)) + 1]
+        assert "sqlite_autoindex_run_feature_values_1 (host_id=? AND feature_id=?)" in probe
