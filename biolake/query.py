@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from sqlalchemy import Select, and_, false, func, not_, select
+from sqlalchemy import Select, and_, bindparam, false, func, not_, select
 
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.lookups import condition
@@ -275,6 +275,10 @@ class QuerySet(Generic[T]):
 
     def get(self, uid: str | None = None, /, **lookups: Any) -> T:
         """Exactly one row by uid, uid prefix or lookups (see ``Registry.get``)."""
+        if uid is None and lookups and self._is_unfiltered():
+            found = self._get_by_fields(lookups)
+            if found is not None:
+                return found
         qs = self.filter(**lookups) if lookups else self
         if uid is not None:
             qs = qs.filter(self.model._uid_condition(uid))
@@ -287,6 +291,43 @@ class QuerySet(Generic[T]):
         else:
             qs._filter_text = _format(lookups)
         return qs.one()
+
+    def _is_unfiltered(self) -> bool:
+        return not (self._where or self._filtered or self._order or self._distinct) and (
+            self._window == (None, None)
+        )
+
+    def _get_by_fields(self, lookups: dict[str, Any]) -> T | None:
+        """``get(key="x")`` and the like, when every lookup is a field equal to a plain value:
+        a statement built once per registry and set of fields, run with the values bound.
+
+        Building the query anew (parsing lookups, SQL expressions) was half the time of a
+        ``get``. None when the lookups need more, or unless exactly one row matches (then the
+        general path runs and raises its DoesNotExist / MultipleResultsFound).
+        """
+        fields = self.model.__mapper__.column_attrs
+        for name, value in lookups.items():
+            if name not in fields or not _plain_match(fields[name].columns[0].type, value):
+                return None
+        key = (self.model, tuple(lookups))
+        stmt = _GET_STATEMENTS.get(key)
+        if stmt is None:
+            model = self.model
+            conds = [getattr(model, name) == bindparam(f"get_{name}") for name in lookups]
+            conds += [
+                getattr(model, name) == value
+                for name, value in model._default_filters.items()
+                if name not in lookups
+            ]
+            stmt = select(model).where(*conds).limit(2)
+            stmt = _GET_STATEMENTS[key] = stmt.execution_options(populate_existing=True)
+        db = self.instance.db
+        params = {f"get_{name}": value for name, value in lookups.items()}
+        try:
+            rows = db.session.scalars(stmt, params).all()
+        finally:
+            db.end_read()
+        return rows[0] if len(rows) == 1 else None
 
     _filter_text: str | None = None
 
@@ -306,7 +347,6 @@ class QuerySet(Generic[T]):
 
     def to_dataframe(self, include: str | Sequence[str] | None = None) -> pd.DataFrame:
         """All matching rows as a pandas DataFrame indexed by id (no row cap)."""
-
         from biolake.frames import fetch_raw, frame
 
         names = self.model._field_names()
@@ -324,6 +364,21 @@ class QuerySet(Generic[T]):
         shown = ",\n  ".join(repr(r) for r in rows[:10])
         more = ",\n  ..." if len(rows) > 10 else ""
         return f"<QuerySet [\n  {shown}{more}\n]>" if rows else "<QuerySet []>"
+
+
+def _plain_match(type_: Any, value: Any) -> bool:
+    """Whether ``column == value`` needs no lookup logic: a str for a text column, an int for
+    an integer column, a bool for a boolean one (exact types: no coercion to decide)."""
+    from sqlalchemy import Boolean, Integer, String
+
+    if type(value) is str:
+        return isinstance(type_, String)
+    if type(value) is bool:
+        return isinstance(type_, Boolean)
+    return type(value) is int and isinstance(type_, Integer)
+
+
+_GET_STATEMENTS: dict[tuple[type, tuple[str, ...]], Select[Any]] = {}
 
 
 def _reverse(order: Any) -> Any:

@@ -566,3 +566,28 @@ def test_to_dataframe_columns_hold_what_the_objects_hold(instance: Any, tmp_path
     assert artifacts["is_latest"].dtype == bool and bool(artifacts.loc[artifact.id, "is_latest"])
     assert artifacts.loc[artifact.id, "run_id"] == run.id
     assert artifacts.loc[artifact.id, "created_at"] == artifact.created_at
+
+
+def test_get_by_plain_fields_takes_the_prepared_path(instance: Any, tmp_path: Any) -> None:
+    """get(field=value) runs a statement prepared per field set; results and errors are those
+    of the general path."""
+    from biolake.query import _GET_STATEMENTS
+
+    ln.save([ln.User(handle="ann", name="Ann"), ln.User(handle="bob", name="Ann")])
+    assert ln.User.get(handle="ann").name == "Ann"
+    assert (ln.User, ("handle",)) in _GET_STATEMENTS
+    with pytest.raises(ln.User.DoesNotExist, match="No User matches handle='nobody'"):
+        ln.User.get(handle="nobody")
+    with pytest.raises(ln.User.MultipleResultsFound, match="name='Ann'"):
+        ln.User.get(name="Ann")
+    with instance.db.engine.begin() as conn:  # another process renames Ann
+        conn.exec_driver_sql("UPDATE users SET name = 'Anne' WHERE handle = 'ann'")
+    assert ln.User.get(handle="ann").name == "Anne"  # what the database holds now
+    (tmp_path / "a.txt").write_text("1")
+    first = ln.Artifact(tmp_path / "a.txt", key="a.txt").save()
+    (tmp_path / "a.txt").write_text("2")
+    second = ln.Artifact(tmp_path / "a.txt", key="a.txt").save()
+    assert ln.Artifact.get(key="a.txt") == second  # the latest version
+    assert ln.Artifact.get(key="a.txt", version="1") == first
+    second.delete()  # trashed: hidden, and the first version is latest again
+    assert ln.Artifact.get(key="a.txt") == first
