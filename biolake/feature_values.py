@@ -18,6 +18,7 @@ is an index range scan that yields host ids, with no table lookup.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    bindparam,
     select,
 )
 
@@ -116,15 +118,24 @@ def _features_table() -> Any:
     return Feature.__table__
 
 
-def load_features(instance: Instance, names: Iterable[str] | None = None) -> dict[str, FeatureInfo]:
-    """Features by name (all of them when ``names`` is None); trashed features are left out."""
+@functools.cache
+def _features_statement(by_name: bool) -> Any:
+    """Built once: building it anew was a fifth of the time of annotating one value."""
     t = _features_table()
     stmt = select(t.c.id, t.c.name, t.c.dtype, t.c.record_type_id).where(
         t.c.visibility == "default"
     )
-    if names is not None:
-        stmt = stmt.where(t.c.name.in_(list(names)))
-    rows = read(instance, stmt.order_by(t.c.id))
+    if by_name:
+        stmt = stmt.where(t.c.name.in_(bindparam("names", expanding=True)))
+    return stmt.order_by(t.c.id)
+
+
+def load_features(instance: Instance, names: Iterable[str] | None = None) -> dict[str, FeatureInfo]:
+    """Features by name (all of them when ``names`` is None); trashed features are left out."""
+    if names is None:
+        rows = read(instance, _features_statement(by_name=False))
+    else:
+        rows = read(instance, _features_statement(by_name=True), {"names": list(names)})
     return {
         name: FeatureInfo(fid, name, dtype, Dtype.from_string(dtype, type_id))
         for fid, name, dtype, type_id in rows
@@ -136,7 +147,7 @@ def feature_names(instance: Instance) -> list[str]:
     return [r[0] for r in read(instance, select(t.c.name).where(t.c.visibility == "default"))]
 
 
-def read(instance: Instance, stmt: Any) -> list[Any]:
+def read(instance: Instance, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
     """All rows of a read-only Core statement, ending the read transaction (see ``Database``).
 
     Runs on the session's connection, skipping the ORM's result layer: several times faster
@@ -144,7 +155,7 @@ def read(instance: Instance, stmt: Any) -> list[Any]:
     """
     db = instance.db
     try:
-        return list(db.session.connection().execute(stmt).all())
+        return list(db.session.connection().execute(stmt, params).all())
     finally:
         db.end_read()
 

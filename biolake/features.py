@@ -16,10 +16,11 @@ Semantics (documented in docs/records_features.md):
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Table, delete, insert, inspect, select
+from sqlalchemy import Table, bindparam, delete, insert, inspect, select
 
 from biolake.dtypes import Dtype, DtypeError, check_value
 from biolake.errors import InvalidArgument, ValidationError
@@ -130,9 +131,7 @@ class FeatureManager:
             infos = _defined(instance, list(values))
             rows = _rows(instance, host_id, infos, values)
             feature_ids = [info.id for info in infos.values()]
-            session.execute(
-                delete(table).where(table.c.host_id == host_id, table.c.feature_id.in_(feature_ids))
-            )
+            session.execute(_replace_statement(table), {"host": host_id, "features": feature_ids})
             session.execute(insert(table), rows)
 
     def add(self, *features: Feature | str) -> None:
@@ -216,6 +215,15 @@ def _names(features: Iterable[Any]) -> list[str]:
         else:
             raise InvalidArgument(f"Expected a Feature or a feature name, not {feature!r}.")
     return names
+
+
+@functools.cache
+def _replace_statement(table: Table) -> Any:
+    """DELETE one host's values of some features (before new ones go in); built once."""
+    return delete(table).where(
+        table.c.host_id == bindparam("host"),
+        table.c.feature_id.in_(bindparam("features", expanding=True)),
+    )
 
 
 def _defined(instance: Instance, names: list[str]) -> dict[str, FeatureInfo]:
