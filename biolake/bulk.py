@@ -57,7 +57,7 @@ def insert_new(session: Session, objects: Sequence[Registry]) -> None:
     Python first and many-to-one relations set as objects are turned into their foreign keys;
     objects with other pending relations (many-to-many) must go through ``session.flush()``.
     """
-    from sqlalchemy import select
+    from sqlalchemy import insert, select
     from sqlalchemy.orm import make_transient_to_detached
     from sqlalchemy.orm.attributes import instance_state
 
@@ -91,13 +91,17 @@ def insert_new(session: Session, objects: Sequence[Registry]) -> None:
         rows.append(row)
     table: Any = model.__table__
     connection = session.connection()
-    _execute_insert(connection, table, rows, getattr(model, "_search_fields", ()))
     ids: dict[str, int] = {}
-    uids = [row["uid"] for row in rows]
-    for start in range(0, len(uids), 500):
-        chunk = uids[start : start + 500]
-        query = select(table.c.uid, table.c.id).where(table.c.uid.in_(chunk))
-        ids.update((uid, id_) for uid, id_ in connection.execute(query))
+    if len(rows) == 1:  # one statement with RETURNING (a single save)
+        stmt = insert(table).returning(table.c.id)
+        ids[str(rows[0]["uid"])] = connection.execute(stmt, rows[0]).scalar_one()
+    else:
+        _execute_insert(connection, table, rows, getattr(model, "_search_fields", ()))
+        uids = [row["uid"] for row in rows]
+        for start in range(0, len(uids), 500):
+            chunk = uids[start : start + 500]
+            query = select(table.c.uid, table.c.id).where(table.c.uid.in_(chunk))
+            ids.update((uid, id_) for uid, id_ in connection.execute(query))
     # Session.add() would walk every relationship's cascade (a third of this function's time
     # for 10,000 artifacts) to find nothing: related rows are persistent already. _update_impl
     # is the step of add() that attaches a detached object; add() stands in should it go.

@@ -18,13 +18,14 @@ If registering fails, bytes that this save stored and no row references are remo
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from biolake.errors import InvalidArgument, ValidationError
 from biolake.registries.base import new_uid
@@ -258,20 +259,30 @@ def _latest_by_key(
     session: Session, artifacts: list[Artifact], stored: dict[int, StoredObject]
 ) -> dict[tuple[str | None, str | None], Artifact]:
     """The latest artifact per key, and per hash among artifacts without a key."""
-    from biolake.registries.artifact import Artifact
 
     keys = sorted({a.key for a in artifacts if a.key is not None})
     hashes = sorted({stored[id(a)].hash for a in artifacts if a.key is None})
     found: dict[tuple[str | None, str | None], Artifact] = {}
-    live = (Artifact.is_latest.is_(True), Artifact.visibility == "default")
     for chunk in _chunks(keys):
-        for row in session.scalars(select(Artifact).where(Artifact.key.in_(chunk), *live)):
+        for row in session.scalars(_latest_statement("key"), {"values": chunk}):
             found[(row.key, None)] = row
     for chunk in _chunks(hashes):
-        query = select(Artifact).where(Artifact.key.is_(None), Artifact.hash.in_(chunk), *live)
-        for row in session.scalars(query):
+        for row in session.scalars(_latest_statement("hash"), {"values": chunk}):
             found[(None, row.hash)] = row
     return found
+
+
+@functools.cache
+def _latest_statement(by: str) -> Any:
+    """The latest live artifacts with a key in ``:values`` (``by="key"``), or without a key
+    and a hash in ``:values`` (``by="hash"``). Built once: a save runs it every time."""
+    from biolake.registries.artifact import Artifact
+
+    values: Any = bindparam("values", expanding=True)
+    live = (Artifact.is_latest.is_(True), Artifact.visibility == "default")
+    if by == "key":
+        return select(Artifact).where(Artifact.key.in_(values), *live)
+    return select(Artifact).where(Artifact.key.is_(None), Artifact.hash.in_(values), *live)
 
 
 def _ensure_stored(instance: Instance, artifact: Artifact, obj: StoredObject) -> None:
