@@ -380,3 +380,19 @@ def test_copy_small_file_notices_a_source_that_changes(
     with pytest.raises(StorageError, match="changed while it was being read"):
         _fs.copy_small_file(str(src), str(tmp_path / "copy2"))
     assert not (tmp_path / "copy2").exists()
+
+
+def test_put_many_works_on_one_core_when_fork_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biolake.storage import _both_cores
+
+    def no_fork() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable (simulated)")
+
+    monkeypatch.setattr(_both_cores, "_fork", no_fork)
+    storage = LocalStorage(tmp_path / "store")
+    sources, datas = small_sources(tmp_path / "src", 2 * PARALLEL_MIN)
+    stored = storage.put_many(sources)
+    assert [s.hash for s in stored] == [hash_bytes(d) for d in datas]
+    assert leftovers(storage) == []

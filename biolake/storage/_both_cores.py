@@ -50,7 +50,13 @@ def run_on_both_cores(
         return
     half = len(items) // 2
     read_end, write_end = os.pipe()
-    pid = _fork()
+    try:
+        pid = _fork()
+    except OSError:  # no process to spare (a process limit, memory): one core it is
+        os.close(read_end)
+        os.close(write_end)
+        work(items, done, on_item)
+        return
     if pid == 0:  # the child: never returns
         os.close(read_end)
         _child(items[half:], work, write_end)
