@@ -396,3 +396,20 @@ def test_put_many_works_on_one_core_when_fork_fails(
     stored = storage.put_many(sources)
     assert [s.hash for s in stored] == [hash_bytes(d) for d in datas]
     assert leftovers(storage) == []
+
+
+def test_stale_temp_entries_are_removed_young_ones_kept(tmp_path: Path) -> None:
+    """What a killed process left in .biolake/tmp goes when a process next stores there."""
+    from biolake.storage.local import STALE_AFTER
+
+    tmp = tmp_path / "store" / ".biolake" / "tmp"
+    old_file = write(tmp / "dead.part", b"half a copy")
+    old_folder = write_tree(tmp / "deadfolder.part", FILES)
+    young = write(tmp / "running.part", b"another save, now")
+    long_ago = os.stat(young).st_mtime - STALE_AFTER - 60
+    for path in (old_file, old_folder):
+        os.utime(path, (long_ago, long_ago))
+    (old_folder / "raw").chmod(0o555)  # read-only folders, as stored ones are
+    storage = LocalStorage(tmp_path / "store")
+    storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
+    assert sorted(os.listdir(tmp)) == ["running.part"]

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -77,6 +78,7 @@ class LocalStorage(Storage):
         tmp_dir = self.path / TMP_DIR
         if not self._tmp_ready:  # once per process: one syscall less per stored file
             tmp_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale(tmp_dir)
             self._tmp_ready = True
         return tmp_dir / f"{uuid.uuid4().hex}.part"
 
@@ -265,6 +267,19 @@ class LocalStorage(Storage):
         for shard in sorted(objects.iterdir()):
             for entry in sorted(shard.iterdir()):
                 yield f"{OBJECTS_PREFIX}/{shard.name}/{entry.name}"
+
+
+STALE_AFTER = 24 * 3600  # seconds: temp entries this old were left by a process that died
+
+
+def _remove_stale(tmp_dir: Path) -> None:
+    """Remove what killed processes left in the temp area (half-written copies, folders being
+    deleted). Only old entries: a younger one may belong to a save running right now."""
+    cutoff = time.time() - STALE_AFTER
+    with os.scandir(tmp_dir) as entries:
+        stale = [e.path for e in entries if e.stat(follow_symlinks=False).st_mtime < cutoff]
+    for path in stale:
+        remove_tree(Path(path))
 
 
 def _check_existing(final: StrPath, size: int) -> None:
