@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.feature_values import EMPTY_LIST_IDX, FeatureInfo, load_features
@@ -73,6 +73,14 @@ def _read(
     present = or_(*(table.c[c].is_not(None) for c in used))
     if has_lists:
         present = or_(present, table.c.idx == EMPTY_LIST_IDX)  # [] is a value
+    if instance.db.is_sqlite and len(values) > 1:
+        # One value column: a feature's values live in one typed column, the others are NULL,
+        # and SQLite columns hold any type. Fewer Python objects per row: 0.3-0.5 s less for
+        # 100,000 x 5 values. (PostgreSQL cannot mix types in one column.)
+        position = dict.fromkeys(used, 0)
+        values = [func.coalesce(*values)]
+    else:
+        position = {c: i for i, c in enumerate(used)}
     stmt = select(table.c.host_id, table.c.feature_id, table.c.idx, *values)
     if "record_id" in used:
         stmt = stmt.outerjoin(records, records.c.id == table.c.record_id)
@@ -91,7 +99,7 @@ def _read(
     for info in infos:
         mask = features == info.id
         if mask.any():
-            raw = cols[3 + used.index(info.column)][mask]
+            raw = cols[3 + position[info.column]][mask]
             result[info.name] = _series(info, hosts[mask], idx[mask], raw, index)
     return result
 
