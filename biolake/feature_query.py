@@ -126,6 +126,7 @@ def _by_primary_key(table: Any, condition: Any) -> Any:
 
 
 HUGE_TERM = 200_000  # values: an IN list this long costs more than probing for it
+UNCAPPED = 2**62
 
 
 def plan_feature_terms(conds: list[Any], terms: list[_Term]) -> list[Any]:
@@ -145,6 +146,8 @@ def plan_feature_terms(conds: list[Any], terms: list[_Term]) -> list[Any]:
         sizes = {id(t): t.estimate(HUGE_TERM) for t in terms}
         if max(sizes.values()) < HUGE_TERM:
             return conds
+        if min(sizes.values()) >= HUGE_TERM:  # all huge: a full count tells them apart
+            sizes = {id(t): t.estimate(UNCAPPED) for t in terms}
     driver = min(terms, key=lambda t: sizes[id(t)])
     probes = {id(t.cond): t.as_exists() for t in terms if t is not driver}
     return [probes.get(id(c), c) for c in conds]

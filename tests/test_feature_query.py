@@ -300,6 +300,12 @@ def test_several_feature_conditions_are_planned_together(instance, monkeypatch) 
     assert "value_str" in probed and "value_int" not in probed
     assert "value_int" in driving
     assert ids(huge) == expected
+    # Both "huge" (HUGE_TERM=5): counted in full, the smaller (depth, 9 runs) still drives.
+    monkeypatch.setattr(fq, "HUGE_TERM", 5)
+    sql = str(ln.Run.filter(tissue="liver", depth__gt=20)._statement())
+    probed, driving = sql.split("EXISTS")[1].split("runs.id IN")
+    assert "value_str" in probed and "value_int" in driving
+    monkeypatch.setattr(fq, "HUGE_TERM", 10)
     if instance.db.is_sqlite:  # no ANALYZE statistics: the probe must still use the primary key
         compiled = huge._statement().compile(
             instance.db.engine, compile_kwargs={"literal_binds": True}
