@@ -232,14 +232,24 @@ def copy_and_hash(
     return Digest(_format(hasher), size)
 
 
-def source_changed(before: os.stat_result, after: os.stat_result, copied: int) -> bool:
+def check_source_unchanged(
+    src: str | os.PathLike[str], before: os.stat_result, after: os.stat_result, copied: int
+) -> None:
+    """Raise StorageError if the file ``src`` changed while ``copied`` bytes of it were read
+    (truncated, appended to or rewritten): the copy would match neither its old nor its new
+    content. ``before``/``after``: its stat at the start and the end of the read."""
     if not stat.S_ISREG(before.st_mode):  # pipes and devices have no size to compare
-        return False
-    return (
+        return
+    if (
         copied != before.st_size
         or after.st_size != before.st_size
         or after.st_mtime_ns != before.st_mtime_ns
-    )
+    ):
+        raise StorageError(
+            f"{os.fspath(src)!r} changed while it was being read ({before.st_size} bytes at the "
+            f"start, {copied} read). Wait until the program writing it has finished, then save "
+            "it again."
+        )
 
 
 def copy_and_hash_file(
@@ -254,12 +264,7 @@ def copy_and_hash_file(
         before = os.fstat(f.fileno())
         digest = copy_and_hash(f, dst, size_hint=before.st_size)
         after = os.fstat(f.fileno())
-    if source_changed(before, after, digest.size):
-        raise StorageError(
-            f"{os.fspath(src)!r} changed while it was being read ({before.st_size} bytes at the "
-            f"start, {digest.size} read). Wait until the program writing it has finished, then "
-            "save it again."
-        )
+    check_source_unchanged(src, before, after, digest.size)
     return digest
 
 

@@ -9,8 +9,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from biolake.errors import StorageError
-from biolake.hashing import Digest, copy_and_hash_file, hash_bytes, source_changed
+from biolake.hashing import Digest, check_source_unchanged, copy_and_hash_file, hash_bytes
 from biolake.storage._direct import DIRECT_MIN_SIZE, open_direct
 
 READ_ONLY_FILE = 0o444
@@ -94,12 +93,7 @@ def copy_small_file(src: str, dst: str) -> Digest:
     finally:
         os.close(fd)
     data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
-    if source_changed(before, after, len(data)):
-        raise StorageError(
-            f"{src!r} changed while it was being read ({before.st_size} bytes at the start, "
-            f"{len(data)} read). Wait until the program writing it has finished, then save it "
-            "again."
-        )
+    check_source_unchanged(src, before, after, len(data))
     out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY_FILE)
     try:
         view = memoryview(data)

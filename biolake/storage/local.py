@@ -74,13 +74,16 @@ class LocalStorage(Storage):
     def __repr__(self) -> str:
         return f"LocalStorage({self.root!r})"
 
-    def _tmp_path(self) -> Path:
+    def _tmp_dir(self) -> Path:
         tmp_dir = self.path / TMP_DIR
         if not self._tmp_ready:  # once per process: one syscall less per stored file
             tmp_dir.mkdir(parents=True, exist_ok=True)
             _remove_stale(tmp_dir)
             self._tmp_ready = True
-        return tmp_dir / f"{uuid.uuid4().hex}.part"
+        return tmp_dir
+
+    def _tmp_path(self) -> Path:
+        return self._tmp_dir() / f"{uuid.uuid4().hex}.part"
 
     def _path(self, key: str) -> Path:
         return self.path / check_key(key)
@@ -151,7 +154,7 @@ class LocalStorage(Storage):
 
         Paths are plain strings here: pathlib's parsing was a fifth of the time per file.
         """
-        tmp_dir = os.fspath(self._tmp_path().parent)
+        tmp_dir = os.fspath(self._tmp_dir())
         tmps = {i: f"{tmp_dir}/{uuid.uuid4().hex}.part" for i in part}
         try:
             digests = {i: copy_small_file(os.fspath(sources[i][0]), tmps[i]) for i in part}
