@@ -413,3 +413,33 @@ def test_stale_temp_entries_are_removed_young_ones_kept(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "store")
     storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
     assert sorted(os.listdir(tmp)) == ["running.part"]
+
+
+def test_stale_sweep_ignores_an_entry_another_save_just_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads share the temp area: a .part listed by the sweep may be renamed into place
+    before the sweep looks at its age (this failed CI once under 8 threads)."""
+    from biolake.storage import local
+
+    tmp = tmp_path / "store" / ".biolake" / "tmp"
+    vanishing = write(tmp / "published.part", b"a save that finishes meanwhile")
+    real_scandir = os.scandir
+
+    class ScanThenPublish:
+        def __init__(self, path: Any) -> None:
+            with real_scandir(path) as it:
+                self.entries = list(it)
+            vanishing.unlink()  # the other thread's rename happens here
+
+        def __enter__(self) -> list[os.DirEntry[str]]:
+            return self.entries
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(local.os, "scandir", ScanThenPublish)
+    storage = LocalStorage(tmp_path / "store")
+    stored = storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
+    assert storage.local_path(stored.key).read_bytes() == b"a"
+    assert os.listdir(tmp) == []

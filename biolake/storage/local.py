@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import stat
 import time
@@ -280,9 +281,17 @@ def _remove_stale(tmp_dir: Path) -> None:
     deleted). Only old entries: a younger one may belong to a save running right now."""
     cutoff = time.time() - STALE_AFTER
     with os.scandir(tmp_dir) as entries:
-        stale = [e.path for e in entries if e.stat(follow_symlinks=False).st_mtime < cutoff]
+        stale = [e.path for e in entries if _modified(e) < cutoff]
     for path in stale:
         remove_tree(Path(path))
+
+
+def _modified(entry: os.DirEntry[str]) -> float:
+    """An entry's mtime; one that another thread's save has just published counts as young."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return math.inf
 
 
 def _check_existing(final: StrPath, size: int) -> None:
