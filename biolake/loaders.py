@@ -220,10 +220,14 @@ def _open_h5ad(path: Path) -> Iterator[Any]:
 
     # backed="r": obs/var are in memory, X stays in the HDF5 file until sliced.
     adata = anndata.read_h5ad(path, backed="r")
-    try:
-        yield adata
-    finally:
-        adata.file.close()
+    with path.open("rb") as raw:
+        # The seed streams any artifact with ``f.read(n)``: the backed AnnData reads the
+        # file's bytes too (AnnData has no ``read`` of its own to shadow).
+        adata.read = raw.read
+        try:
+            yield adata
+        finally:
+            adata.file.close()
 
 
 @contextlib.contextmanager
@@ -255,7 +259,8 @@ _OPENERS: dict[str, Opener] = {
 def open_artifact(path: Path | str, suffix: str) -> contextlib.AbstractContextManager[Any]:
     """Open the local file at ``path`` for streaming; use it as a context manager.
 
-    Yields a backed AnnData for .h5ad (closed on exit), a read-only zarr group for .zarr, a
+    Yields a backed AnnData for .h5ad (closed on exit; its ``read(n)`` streams the file's
+    bytes, as for any file), a read-only zarr group for .zarr, a
     ``pyarrow.parquet.ParquetFile`` for .parquet (closed on exit), and a binary file object for
     every other file, whose ``read(n)`` reads ``n`` bytes at a time.
 

@@ -355,6 +355,9 @@ def test_open_h5ad_is_backed(tmp_path: Path) -> None:
         assert backed.shape == (3, 2)
         pd.testing.assert_frame_equal(backed.obs, adata.obs)
         np.testing.assert_array_equal(backed.X[1:3], adata.X[1:3])
+        # the seed streams whatever open() gives: f.read(n) reads the file's bytes
+        assert backed.read(8) == b"\x89HDF\r\n\x1a\n"
+        assert backed.read(4) == (tmp_path / "a.h5ad").read_bytes()[8:12]
     assert not backed.file.is_open
 
 
