@@ -65,3 +65,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
         return ""
     quoted = ", ".join(repr(m) for m in matches)
     return f" Did you mean {quoted}?"
+
+
+def join_capped(names: Iterable[str], limit: int = 20) -> str:
+    """``"a, b, c"``; beyond ``limit`` names, the first ones and ``"… and N more"``."""
+    shown = list(names)
+    if len(shown) <= limit:
+        return ", ".join(shown)
+    return ", ".join(shown[:limit]) + f", … and {len(shown) - limit} more"

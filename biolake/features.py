@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import Table, bindparam, delete, insert, inspect, select
 
 from biolake.dtypes import Dtype, DtypeError, check_value
-from biolake.errors import InvalidArgument, ValidationError
+from biolake.errors import InvalidArgument, ValidationError, did_you_mean, join_capped
 from biolake.feature_values import (
     EMPTY_LIST_IDX,
     VALUE_COLUMNS,
@@ -82,11 +82,19 @@ class HasFeatures:
         return feature_condition(cls, entity, parts, value, dialect)
 
     @classmethod
-    def _filter_names(cls) -> list[str]:
+    def _unknown_name_message(cls, name: str, lookup: str) -> str:
+        """Neither a field nor a feature: suggest both, list them apart, say how to define it."""
         from biolake.query import query_instance
 
-        fields: list[str] = super()._filter_names()  # type: ignore[misc]
-        return [*fields, *feature_names(query_instance())]
+        fields: list[str] = sorted(cls._filter_names())  # type: ignore[attr-defined]
+        features = sorted(feature_names(query_instance()))
+        return (
+            f"{name!r} is neither a field of {cls.__name__} nor a defined feature (in {lookup})."
+            f"{did_you_mean(name, [*fields, *features])} Fields: {', '.join(fields)}. "
+            f"Features: {join_capped(features) if features else '(none defined)'}. "
+            f"To filter by a new feature, define it first: "
+            f"ln.Feature(name={name!r}, dtype=...).save()."
+        )
 
     @classmethod
     def _include_in_dataframe(

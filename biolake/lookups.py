@@ -122,11 +122,7 @@ def condition(
     extra = model._resolve_extra(entity, parts, value, dialect)
     if extra is not None:
         return extra
-    known = model._filter_names()
-    raise InvalidArgument(
-        f"{model.__name__} has no field {name!r} (in {key}={value!r}).{did_you_mean(name, known)}"
-        f" Fields: {', '.join(sorted(known))}."
-    )
+    raise InvalidArgument(model._unknown_name_message(name, f"{key}={value!r}"))
 
 
 _NUMERIC = (int, float)

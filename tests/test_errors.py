@@ -9,7 +9,7 @@ import pytest
 
 import biolake as ln
 from biolake import errors
-from biolake.errors import BiolakeError, did_you_mean
+from biolake.errors import BiolakeError, did_you_mean, join_capped
 
 BUILTIN_PARENT = {
     "ObjectDoesNotExist": LookupError,
@@ -57,6 +57,12 @@ def test_did_you_mean() -> None:
     assert did_you_mean("hndle", ["handle", "name"]) == " Did you mean 'handle'?"
     assert did_you_mean("xyz", ["handle", "name"]) == ""
     assert did_you_mean("nam", ["name", "names", "nme", "other"]).count("'") == 6  # at most 3
+
+
+def test_join_capped() -> None:
+    assert join_capped(["a", "b"]) == "a, b"
+    assert join_capped(["a", "b", "c"], limit=3) == "a, b, c"
+    assert join_capped(["a", "b", "c", "d"], limit=2) == "a, b, … and 2 more"
 
 
 def test_registry_errors_are_caught_by_the_tree(instance: Any) -> None:

@@ -214,10 +214,48 @@ def test_bad_filters_raise(lab: Lab, lookups: dict[str, Any], message: str) -> N
 
 def test_unknown_name_lists_fields_and_features(lab: Lab) -> None:
     with pytest.raises(InvalidArgument) as info:
-        lab.model.filter(cel_type="T cell")
+        lab.model.filter(study_metadata__detail1="123")
     text = str(info.value)
-    assert "Did you mean 'cell_type'" in text
-    assert "read_count" in text and "created_at" in text
+    name = lab.model.__name__
+    assert text.startswith(
+        f"'study_metadata' is neither a field of {name} nor a defined feature "
+        "(in study_metadata__detail1='123'). Fields: "
+    )
+    assert "Did you mean" not in text
+    fields = text.split("Fields: ")[1].split(". Features: ")[0].split(", ")
+    assert "created_at" in fields and "uid" in fields
+    assert fields == sorted(fields) and not set(fields) & {*FEATURES, "sample"}
+    assert text.endswith(
+        ". Features: at, cell_type, day, flag, gc, meta, read_count, sample, tags. "
+        "To filter by a new feature, define it first: "
+        "ln.Feature(name='study_metadata', dtype=...).save()."
+    )
+    # "Did you mean" looks at fields and features alike.
+    typo = r"\(in cel_type='T cell'\)\. Did you mean 'cell_type'\?"
+    with pytest.raises(InvalidArgument, match=typo):
+        lab.model.filter(cel_type="T cell")
+    with pytest.raises(InvalidArgument, match=r"Did you mean 'created_at'"):
+        lab.model.filter(creatd_at__isnull=False)
+
+
+def test_unknown_name_caps_the_feature_list(instance) -> None:
+    for i in range(25):
+        ln.Feature(name=f"f{i:02}", dtype=int).save()
+    with pytest.raises(InvalidArgument) as info:
+        ln.Run.filter(nope=1)
+    features = ", ".join(f"f{i:02}" for i in range(20))
+    assert f"Features: {features}, … and 5 more. To filter by" in str(info.value)
+
+
+def test_unknown_name_without_features(instance) -> None:
+    with pytest.raises(InvalidArgument, match=r"Features: \(none defined\)\."):
+        ln.Run.filter(nope=1)
+    with pytest.raises(InvalidArgument) as info:  # registries without features: fields only
+        ln.User.filter(hndle="x")
+    assert str(info.value).startswith(
+        "User has no field 'hndle' (in hndle='x'). Did you mean 'handle'? Fields: "
+    )
+    assert "feature" not in str(info.value)
 
 
 # --- export ------------------------------------------------------------------------------------

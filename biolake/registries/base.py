@@ -120,6 +120,17 @@ class Registry(Base):
         return [*mapper.column_attrs.keys(), *mapper.relationships.keys()]
 
     @classmethod
+    def _unknown_name_message(cls, name: str, lookup: str) -> str:
+        """What ``filter`` says about ``name``, which is none of ``_filter_names``."""
+        from biolake.errors import did_you_mean
+
+        fields = cls._filter_names()
+        return (
+            f"{cls.__name__} has no field {name!r} (in {lookup}).{did_you_mean(name, fields)}"
+            f" Fields: {', '.join(sorted(fields))}."
+        )
+
+    @classmethod
     def _uid_condition(cls, uid: str) -> Any:
         """Match a full uid exactly, a shorter one as a prefix."""
         if len(uid) >= cls._uid_length:
