@@ -9,6 +9,8 @@ A dtype is written as a string and stored on the feature:
 Record type object. Values are validated strictly, with two documented conveniences: ISO strings
 are accepted for ``date`` and ``datetime``, and ints are accepted for ``float`` when the float
 holds them exactly. Naive datetimes are taken as UTC; values come back as aware UTC datetimes.
+numpy scalars are accepted as the Python values they stand for; a float32 or float16 counts as
+its shortest decimal form (``np.float32(0.55)`` is 0.55), in stored values and in filters alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import datetime as dt
 import json
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,10 +165,23 @@ def _check_float(value: Any) -> float:
         if abs(as_int) > 2**53 and (abs(as_int) >= 2**1024 or int(float(as_int)) != as_int):
             raise DtypeError("expected float (this int has no exact float value)")
         return float(as_int)
-    result = float(value)
+    result = as_float(value)
     if not math.isfinite(result):
         raise DtypeError("expected a finite float (NaN and infinity are not stored)")
     return result
+
+
+def as_float(value: numbers.Real) -> float:
+    """``float(value)``; numpy floats narrower than 64 bits by their shortest decimal form.
+
+    ``float(np.float32(0.55))`` is 0.550000011920929, which no filter for 0.55 finds; its
+    shortest form ``str()`` is "0.55", the value that was meant. (numpy is only looked up:
+    importing biolake must not import it, and without it there are no numpy values.)
+    """
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.floating) and value.itemsize < 8:
+        return float(str(value))
+    return float(value)
 
 
 def _check_bool(value: Any) -> bool:
@@ -306,7 +322,7 @@ def query_value(kind: str, value: Any) -> Any:
         if isinstance(value, numbers.Real):
             if math.isnan(value):
                 raise DtypeError("cannot compare with NaN")
-            return float(value)
+            return as_float(value)
     if kind == "datetime" and type(value) is dt.date:
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     if kind == "str" and isinstance(value, str):

@@ -102,6 +102,23 @@ def test_round_trip_and_found_by_filter(setup_features: None, dtype: str, data: 
         assert mine.filter(**{f"{name}__in": [value]}).exists()
 
 
+@PROPERTY
+@given(value=st.floats(width=32, allow_nan=False, allow_infinity=False))
+def test_numpy_float32_is_stored_by_its_shortest_form(setup_features: None, value: float) -> None:
+    """np.float32(x) is stored as the shortest decimal that is that float32 (0.55, not
+    0.550000011920929), and found by the same float32 or by that decimal."""
+    import numpy as np
+
+    name = _name("float")
+    x = np.float32(value)
+    run = _new_run()
+    run.features.add_values({name: x})
+    got = run.features.get_values()[name]
+    assert got == float(str(x)) and np.float32(got) == x
+    mine = ln.Run.filter(id=run.id)
+    assert mine.filter(**{name: x}).exists() and mine.filter(**{name: got}).exists()
+
+
 OPS = {"exact": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt}
 OPS["lte"] = operator.le
 ORDERED = {

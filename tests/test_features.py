@@ -202,6 +202,42 @@ def test_values_round_trip(host: Host, dtype: str, value: Any, expected: Any) ->
         assert got.tzinfo is not None
 
 
+def test_numpy_values(host: Host) -> None:
+    """numpy scalars are stored as the Python values they stand for, and filters find them."""
+    import numpy as np
+
+    for name, dtype in [("gc_content", float), ("n", int), ("ok", bool), ("xs", list[float])]:
+        ln.Feature(name=name, dtype=dtype).save()
+    obj = host.new()
+    values = {"gc_content": np.float32(0.55), "n": np.int64(7), "ok": np.bool_(True)}
+    obj.features.add_values({**values, "xs": [np.float16(0.1), np.float32(2.5), np.float64(0.3)]})
+    got = obj.features.get_values()
+    assert got == {"gc_content": 0.55, "n": 7, "ok": True, "xs": [0.1, 2.5, 0.3]}
+    assert [type(got[k]) for k in ["gc_content", "n", "ok"]] == [float, int, bool]
+    assert all(type(x) is float for x in got["xs"])
+    for lookups in [
+        {"gc_content": 0.55},
+        {"gc_content": np.float32(0.55)},
+        {"gc_content__in": [np.float32(0.55)]},
+        {"gc_content__gte": np.float32(0.55), "gc_content__lte": np.float16(0.55)},
+        {"xs": np.float16(0.1)},
+        {"n": np.int64(7)},
+        {"n__gt": np.int32(6)},
+        {"ok": np.bool_(True)},
+    ]:
+        assert [o.id for o in host.model.filter(**lookups)] == [obj.id], lookups
+    assert not host.model.filter(ok=np.bool_(False)).exists()
+    obj.features.add_values({"gc_content": np.float16(0.1), "n": np.uint8(255)})
+    assert obj.features.get_values()["gc_content"] == 0.1
+    assert obj.features.get_values()["n"] == 255
+    with pytest.raises(ValidationError, match="finite"):
+        obj.features.add_values({"gc_content": np.float32("nan")})
+    with pytest.raises(ValidationError, match="expected int"):
+        obj.features.add_values({"n": np.float32(1.0)})
+    with pytest.raises(ValidationError, match="expected bool"):
+        obj.features.add_values({"ok": np.int64(1)})
+
+
 def test_categorical_values(host: Host) -> None:
     sample = ln.Record(name="Sample", is_type=True).save()
     s1 = ln.Record(name="S1", type=sample).save()
