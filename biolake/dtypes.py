@@ -136,6 +136,8 @@ def check_value(dtype: Dtype, value: Any) -> list[Any]:
             raise DtypeError(f"expected a list of {dtype.kind}")
         if len(value) > MAX_LIST_LENGTH:
             raise DtypeError(f"lists hold at most {MAX_LIST_LENGTH} values, got {len(value)}")
+        if any(v is None for v in value):
+            raise DtypeError("list elements cannot be None")
         return [check_scalar(dtype.kind, v) for v in value]
     return [check_scalar(dtype.kind, value)]
 
@@ -143,7 +145,7 @@ def check_value(dtype: Dtype, value: Any) -> list[Any]:
 def check_scalar(kind: str, value: Any) -> Any:
     """``value`` as stored for ``kind``, or raise DtypeError saying what was expected."""
     if value is None:
-        raise DtypeError(f"expected {kind}, got None (to unset a value use remove_values)")
+        raise DtypeError(f"expected {kind}, not None")
     return _CHECKS[kind](value)
 
 

@@ -254,6 +254,12 @@ def _rows(
     categories: list[tuple[dict[str, Any], FeatureInfo, Any]] = []
     for name, value in values.items():
         info = infos[name]
+        if value is None:
+            errors.append(
+                f"feature {name!r} ({info.dtype_str}): None is not a value (to remove the "
+                f"value, use .features.remove_values({name!r}))"
+            )
+            continue
         try:
             items = check_value(info.dtype, value)
         except DtypeError as exc:

@@ -349,8 +349,8 @@ BAD_VALUES = [
     ("dict", {"a": 2**70}, "64 bits"),
     ("list[int]", 5, "expected a list"),
     ("list[int]", [1, "2"], "expected int"),
-    ("list[float]", [0.5, None], "got None"),
-    ("int", None, "remove_values"),
+    ("list[float]", [0.5, None], "list elements cannot be None, got [0.5, None] (list)"),
+    ("int", None, "None is not a value (to remove the value, use .features.remove_values("),
 ]
 
 
@@ -377,6 +377,27 @@ def test_error_lists_every_bad_value(host: Host) -> None:
         obj.features.add_values({"a": "one", "b": "2025-02-30"})
     assert "'a' (int): expected int, got 'one' (str)" in str(info.value)
     assert "'b' (date)" in str(info.value) and "'2025-02-30'" in str(info.value)
+
+
+def test_none_is_not_a_value(host: Host) -> None:
+    ln.Feature(name="gc_content", dtype=float).save()
+    ln.Feature(name="sample", dtype=ln.Record(name="Sample", is_type=True).save()).save()
+    obj = host.new()
+    obj.features.add_values({"gc_content": 0.5})
+    with pytest.raises(ValidationError) as info:
+        obj.features.add_values({"gc_content": None})
+    assert str(info.value) == (
+        "Nothing was stored: feature 'gc_content' (float): None is not a value (to remove the "
+        "value, use .features.remove_values('gc_content'))."
+    )
+    with pytest.raises(ValidationError, match=r"'sample' \(cat\[Record\[Sample\]\]\): None is"):
+        obj.features.add_values({"sample": None})
+    assert obj.features.get_values() == {"gc_content": 0.5}
+    with pytest.raises(InvalidArgument) as query_info:  # a filter cannot order by None
+        host.model.filter(gc_content__gt=None)
+    assert str(query_info.value) == (
+        "Cannot filter by feature 'gc_content' (float) with None: expected float, not None."
+    )
 
 
 def test_undefined_feature_suggests_close_names(host: Host) -> None:
