@@ -4,9 +4,9 @@ All requested values are read with one query (restricted to the QuerySet's rows 
 and to the value columns in use), fetched as raw driver tuples, and split into columns with
 numpy: no per-feature round trip, no per-row Python object beyond the driver's tuple.
 Columns: int -> Int64, float -> float64, bool -> boolean, datetime -> datetime64[UTC]; str,
-categorical (record names), date, dict and list values are Python objects; missing values are
-NA. ``include="features"`` adds every feature with a value on at least one row; a list of names
-adds exactly those columns.
+categorical (record names), date, dict and list values are Python objects. Missing values are
+``pd.NA`` (NaN in float64 columns, NaT in datetime columns). ``include="features"`` adds every
+feature with a value on at least one row; a list of names adds exactly those columns.
 """
 
 from __future__ import annotations
@@ -114,14 +114,16 @@ def _series(info: FeatureInfo, hosts: Any, idx: Any, raw: Any, index: Any) -> pd
             items = lists.setdefault(host, [])
             if position != EMPTY_LIST_IDX:
                 items.append(_convert(kind, [value])[0])
-        return pd.Series(lists, dtype=object).reindex(index)
-    if kind == "datetime":
-        series: Any = pd.Series(pd.to_datetime(list(raw), utc=True), index=hosts)
+        series: Any = pd.Series(lists, dtype=object)
+    elif kind == "datetime":  # missing: NaT
+        return pd.Series(pd.to_datetime(list(raw), utc=True), index=hosts).reindex(index)
     else:
         series = pd.Series(_convert(kind, raw), index=hosts, dtype=object)
-    series = series.reindex(index)
-    dtype = PANDAS_DTYPES.get(kind)
-    return series.astype(dtype) if dtype else series
+        dtype = PANDAS_DTYPES.get(kind)
+        if dtype:  # missing: <NA> (Int64, boolean) or NaN (float64)
+            return series.reindex(index).astype(dtype)
+    # Object columns (str, categories, dates, dicts, lists): pd.NA, not reindex's NaN.
+    return series.reindex(index, fill_value=pd.NA)
 
 
 def _convert(kind: str, raw: Any) -> Any:
@@ -145,8 +147,18 @@ def _assemble(
         if info.name in columns:
             data[info.name] = columns[info.name]
         elif explicit:
-            dtype = PANDAS_DTYPES.get(info.dtype.kind, object)
-            data[info.name] = pd.Series(pd.NA, index=df.index, dtype=dtype)
+            data[info.name] = _missing_column(info, df.index)
     if not data:
         return df
     return pd.concat([df, pd.DataFrame(data, index=df.index)], axis=1)
+
+
+def _missing_column(info: FeatureInfo, index: Any) -> pd.Series:
+    """A column of a requested feature without values: the dtype it has with values."""
+    import pandas as pd
+
+    kind = info.dtype.kind
+    if info.dtype.is_list or kind not in {*PANDAS_DTYPES, "datetime"}:
+        return pd.Series(pd.NA, index=index, dtype=object)
+    dtype = "datetime64[ns, UTC]" if kind == "datetime" else PANDAS_DTYPES[kind]
+    return pd.Series(None, index=index, dtype=dtype)  # <NA>, NaN or NaT

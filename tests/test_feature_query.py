@@ -13,9 +13,11 @@ Each test builds one small lab on every host registry and backend:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from feature_hosts import Host, host_kinds, make_host
 
@@ -277,6 +279,11 @@ def test_to_dataframe_with_features(lab: Lab) -> None:
     assert h1["sample"] == "S1"
     assert h4.drop(labels=list(lab.model._field_names()), errors="ignore").isna().all()
     assert list(df.columns[-9:]) == [*FEATURES, "sample"]  # definition order, after the fields
+    # Missing values: pd.NA in object and nullable columns, NaN in float64, NaT in datetimes.
+    for name in ["read_count", "flag", "cell_type", "day", "meta", "tags", "sample"]:
+        assert df.at[ids["h4"], name] is pd.NA, name
+    assert df.at[ids["h3"], "day"] is pd.NA and df.at[ids["h3"], "sample"] is pd.NA
+    assert math.isnan(df.at[ids["h4"], "gc"]) and df.at[ids["h4"], "at"] is pd.NaT
 
 
 def test_to_dataframe_with_chosen_features(lab: Lab) -> None:
@@ -290,6 +297,16 @@ def test_to_dataframe_with_chosen_features(lab: Lab) -> None:
     assert sliced["read_count"].tolist() == [2_000_000]
     empty = lab.model.filter(read_count=-1).to_dataframe(include=["read_count", "gc"])
     assert empty.empty and list(empty.columns[-2:]) == ["read_count", "gc"]
+    # Requested features without any value on these rows: the same dtypes and missing values.
+    names = [*FEATURES, "sample"]
+    bare = lab.model.filter(id=lab.objects["h4"].id).to_dataframe(include=names)
+    assert bare[names].dtypes.astype(str).tolist() == [
+        "Int64", "float64", "boolean", "object", "object", "datetime64[ns, UTC]", "object",
+        "object", "object",
+    ]  # fmt: skip
+    row = bare.iloc[0]
+    assert all(row[n] is pd.NA for n in names if n not in {"gc", "at"})
+    assert math.isnan(row["gc"]) and row["at"] is pd.NaT
     with pytest.raises(InvalidArgument, match="Did you mean 'read_count'"):
         qs.to_dataframe(include=["read_cont"])
     with pytest.raises(InvalidArgument, match="include takes"):
