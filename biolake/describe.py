@@ -6,7 +6,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from biolake.query import QuerySet
     from biolake.registries.artifact import Artifact
+    from biolake.registries.record import Record
 
 
 def human_size(n: int | None) -> str:
@@ -86,6 +88,45 @@ def describe_artifact(artifact: Artifact, return_str: bool = False) -> str | Non
 
 def describe_registry(obj: Any, return_str: bool = False) -> str | None:
     """The generic tree: every field, related rows by their label, then features."""
+    sections: dict[str, list[tuple[str, Any]]] = {"General": _field_rows(obj)}
+    features = _feature_rows(obj)
+    if features:
+        sections["Features"] = features
+    return render(_title(obj), sections, return_str)
+
+
+RELATIVES_SHOWN = 10  # names per row; the rest are counted
+
+
+def describe_record(record: Record, return_str: bool = False) -> str | None:
+    """The generic tree, then the record's parents and children (by name)."""
+    sections: dict[str, list[tuple[str, Any]]] = {"General": _field_rows(record)}
+    if record.id is not None:
+        parents, children = _names(record.parents), _names(record.children)
+        if parents or children:
+            sections["Parents and children"] = [("parents", parents), ("children", children)]
+    features = _feature_rows(record)
+    if features:
+        sections["Features"] = features
+    return render(_title(record), sections, return_str)
+
+
+def _names(relatives: QuerySet[Record]) -> str | None:
+    """``"A, B, … and 5 more"``: the first names in name order, and how many more there are."""
+    shown = [r.name for r in relatives.order_by("name")[: RELATIVES_SHOWN + 1]]
+    if len(shown) <= RELATIVES_SHOWN:
+        return ", ".join(shown) or None
+    more = relatives.count() - RELATIVES_SHOWN
+    return ", ".join(shown[:RELATIVES_SHOWN]) + f", … and {more} more"
+
+
+def _title(obj: Any) -> str:
+    label = getattr(obj, "name", None) or getattr(obj, "key", None) or obj.uid
+    return f"{type(obj).__name__} {label}"
+
+
+def _field_rows(obj: Any) -> list[tuple[str, Any]]:
+    """Every field but the id; foreign keys as the related row's label."""
     from sqlalchemy import inspect
 
     mapper = inspect(type(obj))
@@ -104,12 +145,7 @@ def describe_registry(obj: Any, return_str: bool = False) -> str | None:
             rows.append((labels[name], None if related is None else _label(related)))
         else:
             rows.append((name, value))
-    sections: dict[str, list[tuple[str, Any]]] = {"General": rows}
-    features = _feature_rows(obj)
-    if features:
-        sections["Features"] = features
-    title = getattr(obj, "name", None) or getattr(obj, "key", None) or obj.uid
-    return render(f"{type(obj).__name__} {title}", sections, return_str)
+    return rows
 
 
 def _label(related: Any) -> str:

@@ -19,6 +19,7 @@ def main() -> None:
     child = ln.Record(name="P53mutant1-replicate1", type=sample_type).save()
     child.parents.add(parent)
     print(parent.children.to_dataframe()[["name"]])
+    parent.describe()  # fields, then parents and children
     print(ln.Record.search("p53").to_dataframe()[["name"]])
 
     # Features: typed keys; a Record type makes a categorical feature.

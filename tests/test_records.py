@@ -199,5 +199,27 @@ def test_example_runs(instance, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(example), run_name="__main__")
     out = capsys.readouterr().out
     assert "P53mutant1-replicate1" in out
+    assert "children  P53mutant1-replicate1" in out  # parent.describe()
     assert "feature 'read_count' (int): expected int, got 'many' (str)" in out
     assert "'sample': 'P53mutant1'" in out
+
+
+def test_describe_shows_parents_and_children(sample_type) -> None:
+    parent = ln.Record(name="P", type=sample_type).save()
+    children = [ln.Record(name=f"c{i:02}", type=sample_type).save() for i in range(12)]
+    for child in reversed(children):  # shown in name order, not in link order
+        child.parents.add(parent)
+    parent.parents.add(ln.Record(name="Donor").save(), ln.Record(name="Batch").save())
+    lines = [line.strip("│├└─ ") for line in parent.describe(return_str=True).splitlines()]
+    section = lines.index("Parents and children")
+    assert lines[section + 1 : section + 3] == [
+        "parents   Batch, Donor",
+        "children  c00, c01, c02, c03, c04, c05, c06, c07, c08, c09, … and 2 more",
+    ]
+    lines = [line.strip("│├└─ ") for line in children[0].describe(return_str=True).splitlines()]
+    assert lines[-3:] == ["Parents and children", "parents   P", "children  -"]
+    children[1].delete()  # trashed relatives are not shown
+    assert "… and 1 more" in (parent.describe(return_str=True) or "")
+    assert "Parents and children" not in (sample_type.describe(return_str=True) or "")
+    unsaved = ln.Record(name="new", type=sample_type)
+    assert "Parents and children" not in (unsaved.describe(return_str=True) or "")

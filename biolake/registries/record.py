@@ -161,6 +161,13 @@ class Record(Searchable, CreatedBy, Registry):
             raise ValidationError(f"Record {self.name!r} is not a type (is_type=False).")
         return Record.filter(type=self)
 
+    def describe(self, return_str: bool = False) -> str | None:
+        """Print a tree of the record's fields, parents and children; ``return_str=True``
+        returns it. Example: ``ln.Record.get(name="P53mutant1").describe()``"""
+        from biolake.describe import describe_record
+
+        return describe_record(self, return_str=return_str)
+
     @classmethod
     def _filter_names(cls) -> list[str]:
         return [*super()._filter_names(), *cls._field_aliases]
