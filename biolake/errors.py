@@ -60,11 +60,13 @@ class StorageError(BiolakeError, OSError):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for close matches of ``name``, or ``""``."""
-    matches = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    if not matches:
-        return ""
+    return suggestion(difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6))
+
+
+def suggestion(matches: Iterable[str]) -> str:
+    """Return ``" Did you mean 'a', 'b'?"`` for ``matches``, or ``""`` for none."""
     quoted = ", ".join(repr(m) for m in matches)
-    return f" Did you mean {quoted}?"
+    return f" Did you mean {quoted}?" if quoted else ""
 
 
 def join_capped(names: Iterable[str], limit: int = 20) -> str:

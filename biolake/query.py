@@ -290,7 +290,38 @@ class QuerySet(Generic[T]):
             )
         else:
             qs._filter_text = _format(lookups)
-        return qs.one()
+        try:
+            return qs.one()
+        except self.model.DoesNotExist as error:
+            hint = self._search_hint(lookups) if uid is None else ""
+            if not hint:
+                raise
+            raise self.model.DoesNotExist(f"{error}{hint}") from None
+
+    def _search_hint(self, lookups: dict[str, Any]) -> str:
+        """For a failed ``get(name="x")`` on a searchable registry (the lookup is its first
+        search field): " Did you mean …?" with up to 3 values its search finds among the rows
+        this QuerySet and the other lookups allow, or "". Runs on the failure path only."""
+        from biolake.errors import BiolakeError, suggestion
+        from biolake.search import Searchable
+
+        model: Any = self.model
+        if not issubclass(model, Searchable) or not model._search_fields:
+            return ""
+        field = model._search_fields[0]
+        value = lookups.get(field)
+        if not isinstance(value, str):
+            return ""
+        others = {k: v for k, v in lookups.items() if k != field}
+        try:
+            found = model._search(value, self.instance)
+            found = found._clone(where=(*found._where, *self._where), filtered=self._filtered)
+            column = getattr(model, field)
+            rows = self._execute(found.filter(**others)[:20]._statement(column)).all()
+        except BiolakeError:  # e.g. a value search rejects (too long): no hint, same error
+            return ""
+        close = [v for v in dict.fromkeys(row[0] for row in rows) if v and v != value]
+        return suggestion(close[:3])
 
     def _is_unfiltered(self) -> bool:
         return not (self._where or self._filtered or self._order or self._distinct) and (

@@ -72,11 +72,16 @@ class Searchable:
 
         Example: ``ln.Record.search("p53").to_dataframe()``
         """
+        model: Any = cls
+        return cls._search(query, model.objects().instance)
+
+    @classmethod
+    def _search(cls, query: str, instance: Instance) -> QuerySet[Self]:  # type: ignore[type-var]
+        """``search`` in ``instance`` (a QuerySet may belong to another than the current one)."""
         from biolake.query import QuerySet
 
         q = _normalize(query)
         model: Any = cls
-        instance = model.objects().instance
         if len(q) < 3:
             where, score = _prefix_match(model, q, instance.db.dialect), literal(0.0)
         elif instance.db.is_sqlite:

@@ -591,3 +591,55 @@ def test_get_by_plain_fields_takes_the_prepared_path(instance: Any, tmp_path: An
     assert ln.Artifact.get(key="a.txt", version="1") == first
     second.delete()  # trashed: hidden, and the first version is latest again
     assert ln.Artifact.get(key="a.txt") == first
+
+
+def test_get_that_matches_nothing_suggests_close_values(instance: Any, tmp_path: Path) -> None:
+    """Registries with search: a failed get(<first search field>=...) says "Did you mean …?"
+    with up to 3 values found by search, among the rows the QuerySet and other lookups allow."""
+    sample = ln.Record(name="Sample", is_type=True).save()
+    cell_line = ln.Record(name="CellLine", is_type=True).save()
+    for name in ["P53mutant1", "WT-control"]:
+        ln.Record(name=name, type=sample).save()
+    ln.Record(name="P53mutant9", type=cell_line).save()
+    with pytest.raises(ln.Record.DoesNotExist) as info:
+        ln.Record.get(name="P53mutnt1")
+    text = str(info.value)
+    assert text.startswith("No Record matches name='P53mutnt1'. Did you mean 'P53mutant1'")
+    assert "WT-control" not in text
+    with pytest.raises(ln.Record.DoesNotExist) as info:
+        ln.Record.filter(type=sample).get(name="P53mutnt9")  # the other type's is left out
+    assert str(info.value) == ("No Record matches name='P53mutnt9'. Did you mean 'P53mutant1'?")
+    with pytest.raises(ln.Record.DoesNotExist) as info:
+        ln.Record.get(name="P53mutant1", type=cell_line)  # the same name is no suggestion
+    assert str(info.value).endswith("Did you mean 'P53mutant9'?")
+    ln.save([ln.Record(name=f"P53mutant{i}x", type=sample) for i in range(2, 7)])
+    with pytest.raises(ln.Record.DoesNotExist) as info:
+        ln.Record.get(name="P53mutant")
+    assert str(info.value).count("'P53mutant") == 4  # the value and at most 3 suggestions
+
+    path = tmp_path / "sample.fasta"
+    for content in [">a\nAC\n", ">a\nACG\n"]:  # two versions: the key is suggested once
+        path.write_text(content)
+        ln.Artifact(path, key="genomes/sample.fasta").save()
+    with pytest.raises(ln.Artifact.DoesNotExist) as info:
+        ln.Artifact.get(key="Sample.fasta")
+    assert str(info.value) == (
+        "No Artifact matches key='Sample.fasta', is_latest=True. "
+        "Did you mean 'genomes/sample.fasta'?"
+    )
+    ln.Feature(name="read_count", dtype=int).save()
+    with pytest.raises(ln.Feature.DoesNotExist, match=r"Did you mean 'read_count'\?$"):
+        ln.Feature.get(name="read_cont")
+    ln.Project(name="Cancer Drug Screen 2025").save()
+    with pytest.raises(ln.Project.DoesNotExist, match=r"Did you mean 'Cancer Drug Screen 2025'"):
+        ln.Project.get(name="cancer")
+    # Nothing close, a value search rejects, a registry without search: the plain message.
+    for call, message in [
+        (lambda: ln.Record.get(name="zzzz"), "No Record matches name='zzzz'."),
+        (lambda: ln.Record.get(name="P" * 201), f"No Record matches name='{'P' * 201}'."),
+        (lambda: ln.User.get(handle="testusr"), "No User matches handle='testusr'."),
+        (lambda: ln.Record.get("P53mutant1"), "No Record matches uid='P53mutant1'."),
+    ]:
+        with pytest.raises(ln.errors.ObjectDoesNotExist) as info:
+            call()
+        assert str(info.value) == message
