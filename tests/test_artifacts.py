@@ -86,6 +86,11 @@ def test_missing_path_names_it(instance, tmp_path: Path) -> None:
         ("a\\b.csv", "backslash"),
         ("", "cannot be empty"),
         ("x" * 1025, "at most 1024"),
+        ("a/ b.csv", "' b.csv' starts with ' '; use 'a/b.csv'"),
+        ("a /b.csv", "'a ' ends with ' '; use 'a/b.csv'"),
+        ("a/b.csv\xa0", "'b.csv\\\\xa0' ends with '\\\\xa0'; use 'a/b.csv'"),
+        ("a/ /b.csv", "' ' is only whitespace; use 'a/b.csv'"),
+        ("   ", "'   ' is only whitespace; pass a relative path"),
     ],
 )
 def test_bad_keys_are_rejected_before_storing(
@@ -96,6 +101,19 @@ def test_bad_keys_are_rejected_before_storing(
         ln.Artifact(path, key=key)
     assert stored_files(instance) == []
     assert ln.Artifact.filter().count() == 0
+
+
+def test_whitespace_around_a_key_segment_is_named(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "sample.fasta", ">a\nACGT\n")
+    with pytest.raises(ValidationError) as info:
+        ln.Artifact(path, key="genomes/ sample.fasta ")
+    assert str(info.value) == (
+        "Artifact key 'genomes/ sample.fasta ' has whitespace around a segment: "
+        "' sample.fasta ' starts with ' ' and ends with ' '; use 'genomes/sample.fasta'."
+    )
+    assert ln.Artifact(path, key="my genomes/sample 1.fasta").save().key == (
+        "my genomes/sample 1.fasta"  # spaces inside a segment are fine
+    )
 
 
 def test_folder_artifact(instance, tmp_path: Path) -> None:
