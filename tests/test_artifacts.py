@@ -311,6 +311,49 @@ def test_from_anndata_h5ad_and_zarr(instance) -> None:
     assert zarr_artifact.load().shape == (3, 2)
 
 
+def test_from_anndata_takes_a_path(instance, tmp_path: Path) -> None:
+    import anndata as ad
+    import numpy as np
+
+    adata = ad.AnnData(np.arange(6, dtype="float32").reshape(3, 2))
+    from biolake.writers import write_anndata  # zarr settings that raise no warnings
+
+    write_anndata(adata, tmp_path / "data.h5ad")
+    write_anndata(adata, tmp_path / "data.zarr")
+    h5ad = ln.Artifact.from_anndata(str(tmp_path / "data.h5ad"), key="scrna/data.h5ad").save()
+    assert (h5ad.kind, h5ad.suffix, h5ad.key) == ("anndata", ".h5ad", "scrna/data.h5ad")
+    assert h5ad.size == (tmp_path / "data.h5ad").stat().st_size  # the file as it is
+    assert h5ad.load().shape == (3, 2)
+    zarr = ln.Artifact.from_anndata(tmp_path / "data.zarr", description="as zarr").save()
+    assert (zarr.kind, zarr.suffix, zarr.key, zarr.description) == (
+        "anndata", ".zarr", None, "as zarr"
+    )  # fmt: skip
+    assert zarr.n_files and zarr.n_files > 1 and zarr.load().shape == (3, 2)
+    csv = write(tmp_path / "data.csv", "a\n1\n")
+    with pytest.raises(InvalidArgument) as info:
+        ln.Artifact.from_anndata(csv, key="data.csv")
+    assert str(info.value) == (
+        f"from_anndata takes an AnnData object or the path of an .h5ad file or a .zarr folder, "
+        f"not {str(csv)!r}: register other files with ln.Artifact({str(csv)!r}, key=...)."
+    )
+    with pytest.raises(ValidationError, match=r"ends in '\.zarr'"):  # the key names the format
+        ln.Artifact.from_anndata(tmp_path / "data.h5ad", key="data.zarr")
+
+
+def test_from_dataframe_with_a_path_says_what_to_do(instance) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        ln.Artifact.from_dataframe("data.csv", key="tables/data.csv")
+    assert str(info.value) == (
+        "from_dataframe takes a pandas DataFrame, not the path 'data.csv': register the file as "
+        "it is with ln.Artifact('data.csv', key=...), or read it first, e.g. "
+        "ln.Artifact.from_dataframe(pd.read_csv('data.csv'), key=...)."
+    )
+    with pytest.raises(InvalidArgument, match=r"not the path 'data\.parquet'"):
+        ln.Artifact.from_dataframe(Path("data.parquet"))
+    staging = instance.root / ".biolake" / "staging"
+    assert not staging.exists() or list(staging.iterdir()) == []
+
+
 # --- describe -----------------------------------------------------------------------------------
 
 

@@ -141,8 +141,19 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         version: str | None = None,
         run: Run | None = None,
     ) -> Self:
-        """An artifact holding ``df`` as Parquet (the index is kept)."""
+        """An artifact holding ``df`` as Parquet (the index is kept).
+
+        A file on disk (CSV, Parquet …) is registered as it is with ``ln.Artifact(path, key=...)``.
+        """
         from biolake.writers import write_dataframe
+
+        if isinstance(df, str | os.PathLike):
+            path = os.fspath(df)
+            raise InvalidArgument(
+                f"from_dataframe takes a pandas DataFrame, not the path {path!r}: register the "
+                f"file as it is with ln.Artifact({path!r}, key=...), or read it first, e.g. "
+                f"ln.Artifact.from_dataframe(pd.read_csv({path!r}), key=...)."
+            )
 
         return cls._from_object(
             df, write_dataframe, ".parquet", "dataframe", key, description, version, run
@@ -158,13 +169,42 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         version: str | None = None,
         run: Run | None = None,
     ) -> Self:
-        """An artifact holding ``adata`` as h5ad, or zarr when the key ends in ``.zarr``."""
+        """An artifact holding ``adata`` as h5ad, or zarr when the key ends in ``.zarr``.
+
+        ``adata`` may also be the path of an .h5ad file or a .zarr folder: it is registered as
+        it is, as an AnnData artifact. Example:
+        ``ln.Artifact.from_anndata("pbmc.h5ad", key="scrna/pbmc.h5ad").save()``
+        """
         from biolake.writers import suffix_for_anndata, write_anndata
 
+        if isinstance(adata, str | os.PathLike):
+            return cls._anndata_path(os.fspath(adata), key, description, version, run)
         suffix = suffix_for_anndata(key)
         return cls._from_object(
             adata, write_anndata, suffix, "anndata", key, description, version, run
         )
+
+    @classmethod
+    def _anndata_path(
+        cls,
+        path: str,
+        key: str | None,
+        description: str | None,
+        version: str | None,
+        run: Run | None,
+    ) -> Self:
+        """An artifact of kind "anndata" for an .h5ad file or .zarr folder on disk, registered
+        as it is; other suffixes raise."""
+        from biolake.loaders import suffix_of
+
+        if suffix_of(os.path.normpath(path)).lower() not in (".h5ad", ".zarr"):
+            raise InvalidArgument(
+                f"from_anndata takes an AnnData object or the path of an .h5ad file or a .zarr "
+                f"folder, not {path!r}: register other files with ln.Artifact({path!r}, key=...)."
+            )
+        artifact = cls(path, key=key, description=description, version=version, run=run)
+        artifact.kind = "anndata"
+        return artifact
 
     @classmethod
     def _from_object(
