@@ -118,6 +118,7 @@ def condition(
             )
         lookup = rest[0] if rest else "exact"
         _check_column_value(model, name, column, lookup, value)
+        model._check_lookup_value(name, lookup, value)
         return apply_lookup(column, lookup, value)
     extra = model._resolve_extra(entity, parts, value, dialect)
     if extra is not None:

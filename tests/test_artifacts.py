@@ -633,3 +633,23 @@ def test_artifact_of_a_run_records_its_transform(instance, tmp_path: Path) -> No
     with pytest.raises(InvalidArgument, match=r"run\.save\(\) first"):
         ln.Artifact(write(tmp_path / "p.csv", "a\n2\n"), key="p.csv", run=unsaved).save()
     assert ln.Artifact.filter(key="p.csv").count() == 0
+
+
+def test_suffix_without_a_dot_raises_instead_of_matching_nothing(instance, tmp_path: Path) -> None:
+    ln.Artifact(write(tmp_path / "a.h5ad", "x"), key="a.h5ad").save()
+    ln.Artifact(write(tmp_path / "folder" / "f.txt", "y").parent, key="folder").save()
+    with pytest.raises(InvalidArgument) as info:
+        ln.Artifact.filter(suffix="h5ad")
+    assert str(info.value) == "Suffixes start with a dot: did you mean '.h5ad' instead of 'h5ad'?"
+    for call in [
+        lambda: ln.Artifact.filter(suffix__in=[".csv", "h5ad"]),
+        lambda: ln.Artifact.exclude(suffix="h5ad"),
+        lambda: ln.Artifact.get(suffix="h5ad"),
+        lambda: ln.Run.filter(input_artifacts__suffix="h5ad"),  # across a relation too
+    ]:
+        with pytest.raises(InvalidArgument, match=r"did you mean '\.h5ad' instead of 'h5ad'\?"):
+            call()
+    assert ln.Artifact.filter(suffix=".h5ad").one().key == "a.h5ad"
+    assert ln.Artifact.filter(suffix__in=[".h5ad", ""]).count() == 2  # "" is "no suffix"
+    assert ln.Artifact.get(suffix="").key == "folder"
+    assert ln.Artifact.filter(suffix__endswith="h5ad").count() == 1  # other lookups: as given

@@ -287,6 +287,18 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             lookups = {**lookups, "is_latest": True}
         return cls.objects().get(uid, **lookups)
 
+    @classmethod
+    def _check_lookup_value(cls, name: str, lookup: str, value: Any) -> None:
+        """``suffix="h5ad"`` would silently match nothing: stored suffixes start with a dot."""
+        if name != "suffix" or lookup not in ("exact", "in"):
+            return
+        many = lookup == "in" and isinstance(value, list | tuple | set | frozenset)
+        for item in value if many else [value]:
+            if isinstance(item, str) and item and not item.startswith("."):
+                raise InvalidArgument(
+                    f"Suffixes start with a dot: did you mean {'.' + item!r} instead of {item!r}?"
+                )
+
     def _reuse_label(self) -> str:
         return f"{self.uid} (version {self.version})"
 

@@ -114,6 +114,10 @@ class Registry(Base):
         return None
 
     @classmethod
+    def _check_lookup_value(cls, name: str, lookup: str, value: Any) -> None:
+        """Raise InvalidArgument for a field value that can only be a mistake (no rows)."""
+
+    @classmethod
     def _filter_names(cls) -> list[str]:
         """Every name ``filter`` accepts as the first part of a key (for suggestions)."""
         mapper = inspect(cls)
