@@ -19,7 +19,7 @@ Messages name the bad value and say what to do next; unknown names suggest close
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class BiolakeError(Exception):
@@ -27,7 +27,25 @@ class BiolakeError(Exception):
 
 
 class ObjectDoesNotExist(BiolakeError, LookupError):
-    """A query expected one row and found none."""
+    """A query expected one row and found none.
+
+    ``hint`` (a "Did you mean …?" that costs a query) is computed when the message is first
+    shown, so code that catches the error to create the missing row never pays for it.
+    """
+
+    def __init__(self, message: str = "", *, hint: Callable[[], str] | None = None) -> None:
+        super().__init__(message)
+        self._hint = hint
+
+    def __str__(self) -> str:
+        if self._hint is not None:
+            hint, self._hint = self._hint, None
+            try:
+                extra = hint()
+            except Exception:  # a failing hint must never hide the error itself
+                extra = ""
+            self.args = (f"{self.args[0]}{extra}",)
+        return super().__str__()
 
 
 class MultipleResultsFound(BiolakeError, LookupError):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -293,15 +294,15 @@ class QuerySet(Generic[T]):
         try:
             return qs.one()
         except self.model.DoesNotExist as error:
-            hint = self._search_hint(lookups) if uid is None else ""
-            if not hint:
+            if uid is not None:
                 raise
-            raise self.model.DoesNotExist(f"{error}{hint}") from None
+            hint = functools.partial(self._search_hint, lookups)  # runs when shown, if ever
+            raise self.model.DoesNotExist(str(error), hint=hint) from None
 
     def _search_hint(self, lookups: dict[str, Any]) -> str:
         """For a failed ``get(name="x")`` on a searchable registry (the lookup is its first
         search field): " Did you mean …?" with up to 3 values its search finds among the rows
-        this QuerySet and the other lookups allow, or "". Runs on the failure path only."""
+        this QuerySet and the other lookups allow, or "". Runs when the error is shown."""
         from biolake.errors import BiolakeError, suggestion
         from biolake.search import Searchable
 

@@ -643,3 +643,38 @@ def test_get_that_matches_nothing_suggests_close_values(instance: Any, tmp_path:
         with pytest.raises(ln.errors.ObjectDoesNotExist) as info:
             call()
         assert str(info.value) == message
+
+
+def test_get_searches_for_suggestions_only_when_the_error_is_shown(instance: Any) -> None:
+    """A get-or-create loop catches DoesNotExist: it must not pay for a search per miss."""
+    from sqlalchemy import event
+
+    ln.Record(name="P53mutant1").save()
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        statements.append(sql)
+
+    engine = instance.db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with pytest.raises(ln.Record.DoesNotExist) as info:
+            ln.Record.get(name="P53mutnt1")
+        before = len(statements)
+        assert before >= 1
+        assert str(info.value).endswith("Did you mean 'P53mutant1'?")  # the search runs now
+        assert len(statements) > before
+        after = len(statements)
+        assert str(info.value).endswith("Did you mean 'P53mutant1'?")  # once
+        assert len(statements) == after
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_failing_suggestion_leaves_the_plain_message() -> None:
+    def broken() -> str:
+        raise RuntimeError("database gone")
+
+    error = ln.errors.ObjectDoesNotExist("No Record matches name='x'.", hint=broken)
+    assert str(error) == "No Record matches name='x'."
+    assert error.args == ("No Record matches name='x'.",)
