@@ -404,7 +404,7 @@ def _plain_match(type_: Any, value: Any) -> bool:
     from sqlalchemy import Boolean, Integer, String
 
     if type(value) is str:
-        return isinstance(type_, String)
+        return isinstance(type_, String) and "\x00" not in value  # NUL: the general path says why
     if type(value) is bool:
         return isinstance(type_, Boolean)
     return type(value) is int and isinstance(type_, Integer)

@@ -653,3 +653,13 @@ def test_suffix_without_a_dot_raises_instead_of_matching_nothing(instance, tmp_p
     assert ln.Artifact.filter(suffix__in=[".h5ad", ""]).count() == 2  # "" is "no suffix"
     assert ln.Artifact.get(suffix="").key == "folder"
     assert ln.Artifact.filter(suffix__endswith="h5ad").count() == 1  # other lookups: as given
+
+
+def test_description_with_nul_is_refused_and_nothing_is_stored(instance, tmp_path: Path) -> None:
+    from biolake.errors import ValidationError
+
+    path = write(tmp_path / "x.txt", "1")
+    with pytest.raises(ValidationError, match=r"Artifact.description must not contain NUL"):
+        ln.Artifact(path, key="x.txt", description="bad\x00").save()
+    assert ln.Artifact.filter().count() == 0
+    assert stored_files(instance) == []

@@ -205,3 +205,28 @@ def test_every_registry_describes_itself(instance: Any) -> None:
     sample = ln.Record(name="Sample", is_type=True).save()
     assert "is_type" in (sample.describe(return_str=True) or "")
     assert run.describe() is None  # printed
+
+
+def test_text_with_nul_is_refused_on_save_and_in_queries(instance: Any) -> None:
+    """PostgreSQL cannot store NUL; SQLite could, but nothing could find the row by it."""
+    from biolake.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"Record.name must not contain NUL"):
+        ln.Record(name="a\x00b").save()
+    with pytest.raises(ValidationError, match=r"Record.description must not contain NUL"):
+        ln.Record(name="ok", description="x\x00").save()
+    project = ln.Project(name="p1").save()
+    project.name = "p\x002"
+    with pytest.raises(ValidationError, match=r"Project.name must not contain NUL"):
+        project.save()
+    with instance.db.engine.connect() as conn:  # the bad name never reached the database
+        assert conn.exec_driver_sql("SELECT name FROM projects").scalar() == "p1"
+    project.name = "p1"
+    with pytest.raises(ValidationError, match=r"Record.name must not contain NUL"):
+        ln.save([ln.Record(name="fine"), ln.Record(name="bad\x00")])
+    assert ln.Record.filter().count() == 0  # all or nothing
+    for lookups in [{"name": "a\x00b"}, {"name__in": ["x", "\x00"]}, {"type__name": "\x00"}]:
+        with pytest.raises(InvalidArgument, match=r"must not contain NUL characters"):
+            ln.Record.filter(**lookups).count()
+    with pytest.raises(InvalidArgument, match=r"must not contain NUL characters"):
+        ln.Record.get(name="a\x00b")

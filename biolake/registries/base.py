@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import string
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -16,7 +17,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from biolake.errors import MultipleResultsFound, ObjectDoesNotExist
+from biolake.errors import MultipleResultsFound, ObjectDoesNotExist, ValidationError
 from biolake.schema.base import Base, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class Registry(Base):
     def save(self) -> Self:
         """Insert or update this row in one transaction and return it."""
         instance = self._instance
+        self._check_text()  # before write(): starting it flushes pending changes
         with instance.db.write() as session:
             self._before_save(instance)
             session.add(self)
@@ -176,6 +178,7 @@ class Registry(Base):
         from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
         instance = self._instance
+        self._check_text()  # before _existing looks the row up by its text
         with instance.db.write() as session:
             existing = self._existing(session)
             if existing is None:
@@ -218,6 +221,8 @@ class Registry(Base):
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
         """Save a batch in one transaction (the ORM batches the INSERTs); returns the saved
         objects in order."""
+        for obj in objects:
+            obj._check_text()
         with instance.db.write() as session:
             for obj in objects:
                 obj._before_save(instance)
@@ -227,10 +232,23 @@ class Registry(Base):
 
     def _before_save(self, instance: Instance) -> None:
         """Fill defaults that need the instance (uid, creator); subclasses extend it."""
+        self._check_text()
         if not self.uid:
             self.uid = new_uid(self._uid_length)
         if isinstance(self, CreatedBy):
             self._default_creator(instance)
+
+    def _check_text(self) -> None:
+        """Refuse NUL in text on both backends: PostgreSQL cannot store it (a driver error),
+        and a SQLite row holding one could never be looked up by that text."""
+        state = self.__dict__
+        for key in _text_fields(type(self)):
+            value = state.get(key)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValidationError(
+                    f"{type(self).__name__}.{key} must not contain NUL characters (\\x00): "
+                    f"{value!r}. Remove them before saving."
+                )
 
     def delete(self, permanent: bool = False) -> None:
         """Move the row to the trash, or remove it for good with ``permanent=True``."""
@@ -305,3 +323,13 @@ class CreatedBy:
     @declared_attr
     def created_by(cls) -> Mapped[User]:
         return relationship("User", foreign_keys=[cls.created_by_id])  # type: ignore[list-item]
+
+
+@functools.cache
+def _text_fields(model: type[Registry]) -> tuple[str, ...]:
+    """The attribute keys of ``model``'s text columns."""
+    return tuple(
+        attr.key
+        for attr in model.__mapper__.column_attrs
+        if isinstance(attr.columns[0].type, String)
+    )
