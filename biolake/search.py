@@ -47,6 +47,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    type_coerce,
 )
 
 from biolake.errors import InstanceError, InvalidArgument
@@ -132,7 +133,7 @@ def _sqlite_match(model: Any, q: str, instance: Instance) -> tuple[Any, Any]:
     near_terms = _piece_terms(q) or _near_terms(model, tris, needed, instance)
     terms = f"{_fts_string(q)} OR {near_terms}"
     candidates = select(fts.c.rowid).where(fts.c[name].op("MATCH")(terms))
-    shared = [_shared(f, tris) for f in lowered]
+    shared = [_shared(getattr(model, f), tris) for f in model._search_fields]
     near = or_(*(s >= needed for s in shared))
     score = func.max(*shared, literal(0)) if len(shared) > 1 else shared[0]
     where = model.id.in_(candidates.scalar_subquery()) & (substring | near)
@@ -178,14 +179,19 @@ def _fts_string(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def _shared(lowered: ColumnElement[Any], tris: list[str]) -> ColumnElement[Any]:
-    """How many of ``tris`` the padded field contains (computed for candidates only)."""
-    padded = literal(" ") + lowered + literal(" ")
-    hits = [case((func.instr(padded, t) > 0, 1), else_=0) for t in tris]
+def _shared(field: ColumnElement[Any], tris: list[str]) -> ColumnElement[Any]:
+    """How many of ``tris`` the padded field contains (computed for candidates only).
+
+    An empty field (most descriptions) is 0 without looking: the trigram checks of a second
+    field were a quarter of a 1,270-match search.
+    """
+    padded = literal(" ") + func.lower(field) + literal(" ")
+    # A comparison is 0 or 1 in SQLite: summed as it is, without a CASE per trigram.
+    hits = [type_coerce(func.instr(padded, t) > 0, Integer) for t in tris]
     total: ColumnElement[Any] = hits[0]
     for hit in hits[1:]:
         total = total + hit
-    return total
+    return case((field.is_(None), 0), else_=total)
 
 
 RARITY_TTL = 60.0  # seconds a trigram's row count is reused
