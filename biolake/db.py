@@ -49,6 +49,10 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         "case_sensitive_like=ON",  # `contains` is case-sensitive; `icontains` lowercases both
         "temp_store=MEMORY",
         "cache_size=-65536",  # 64 MiB page cache
+        # Read pages through a memory map: no read() syscall per page. Counting 200,000 feature
+        # matches in a 1.3 GB instance went from 0.22-0.31 s to 0.14 s. SQLite caps the size at
+        # its build's maximum (2 GiB less 64 KiB by default); pages beyond it are read as usual.
+        f"mmap_size={2**31}",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
