@@ -73,6 +73,9 @@ def bench_new_version(tmp: Path) -> None:
         report(f"new version of a key ({label})", statistics.median(times) * 1e3, "ms", "< 3 ms")
 
 
+BULK_ROUNDS = 3  # the first batch of a process also pays one-time costs (statements, folders)
+
+
 def bench_bulk(tmp: Path, n: int) -> None:
     import logging
 
@@ -80,16 +83,25 @@ def bench_bulk(tmp: Path, n: int) -> None:
 
     logging.getLogger("biolake").setLevel(logging.WARNING)
     fresh_instance(tmp, "bulk")
-    src = tmp / "bulk-src"
-    src.mkdir()
-    for i in range(n):
-        (src / f"f{i}.txt").write_bytes(os.urandom(512) + str(i).encode())
-    t0 = time.perf_counter()
-    artifacts = [ln.Artifact(src / f"f{i}.txt", key=f"bulk/f{i}.txt") for i in range(n)]
-    ln.save(artifacts)
-    elapsed = time.perf_counter() - t0
-    assert ln.Artifact.filter(key__startswith="bulk/").count() == n
-    report(f"ln.save of {n:,} small files", n / elapsed, "files/s", ">= 5,000 files/s")
+    rates = []
+    for batch in range(BULK_ROUNDS):  # new files and keys each time: nothing is deduplicated
+        src = tmp / f"bulk-src-{batch}"
+        src.mkdir()
+        for i in range(n):
+            (src / f"f{i}.txt").write_bytes(os.urandom(512) + str(i).encode())
+        t0 = time.perf_counter()
+        keys = [f"bulk{batch}/f{i}.txt" for i in range(n)]
+        artifacts = [ln.Artifact(src / f"f{i}.txt", key=keys[i]) for i in range(n)]
+        ln.save(artifacts)
+        rates.append(n / (time.perf_counter() - t0))
+        assert ln.Artifact.filter(key__startswith=f"bulk{batch}/").count() == n
+        print(f"  batch {batch + 1}: {rates[-1]:,.0f} files/s", flush=True)
+    report(
+        f"ln.save of {n:,} small files (median of {BULK_ROUNDS})",
+        statistics.median(rates),
+        "files/s",
+        ">= 5,000 files/s",
+    )
     logging.getLogger("biolake").setLevel(logging.INFO)
 
 
