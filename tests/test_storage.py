@@ -443,3 +443,15 @@ def test_stale_sweep_ignores_an_entry_another_save_just_published(
     stored = storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
     assert storage.local_path(stored.key).read_bytes() == b"a"
     assert os.listdir(tmp) == []
+
+
+def test_shard_folders_are_made_up_front_and_again_when_missing(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    first = storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
+    objects = tmp_path / "store" / ".biolake" / "objects"
+    assert sorted(os.listdir(objects)) == [f"{i:02x}" for i in range(256)]
+    storage.delete(first.key)
+    shard = objects / first.key.split("/")[-2]
+    shard.rmdir()  # e.g. removed by hand
+    again = storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
+    assert storage.local_path(again.key).read_bytes() == b"a"

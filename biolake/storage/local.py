@@ -80,8 +80,22 @@ class LocalStorage(Storage):
         if not self._tmp_ready:  # once per process: one syscall less per stored file
             tmp_dir.mkdir(parents=True, exist_ok=True)
             _remove_stale(tmp_dir)
+            self._make_all_shards()
             self._tmp_ready = True
         return tmp_dir
+
+    def _make_all_shards(self) -> None:
+        """Create the 256 shard folders up front, with one fsync: made on demand, a new
+        instance's first few hundred saves each paid an extra fsync of the objects folder.
+        (``_publish_file`` still makes a shard that went missing.)"""
+        objects = f"{self.root}/{OBJECTS_PREFIX}"
+        os.makedirs(objects, exist_ok=True)
+        missing = set(SHARDS).difference(os.listdir(objects))
+        for shard in missing:
+            with contextlib.suppress(FileExistsError):  # another process is making it too
+                os.mkdir(f"{objects}/{shard}")
+        if missing and self.fsync:
+            fsync_dir(objects)
 
     def _tmp_path(self) -> Path:
         return self._tmp_dir() / f"{uuid.uuid4().hex}.part"
@@ -273,6 +287,7 @@ class LocalStorage(Storage):
                 yield f"{OBJECTS_PREFIX}/{shard.name}/{entry.name}"
 
 
+SHARDS = [f"{i:02x}" for i in range(256)]  # the first two hex digits of a content hash
 STALE_AFTER = 24 * 3600  # seconds: temp entries this old were left by a process that died
 
 
