@@ -99,13 +99,37 @@ def test_constructors_have_real_signatures(model: str, expected: list[str]) -> N
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(params.values())[1:])
 
 
-def test_unknown_constructor_argument_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="hande"):
+def test_wrong_constructor_calls_name_the_registry_and_show_the_call() -> None:
+    """Python's own message only says "__init__() ..."; ours names the registry."""
+    with pytest.raises(TypeError) as info:
         ln.User(hande="alice")  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        ln.User("alice")  # type: ignore[misc]
-    with pytest.raises(TypeError, match="name"):
-        ln.Project()  # type: ignore[call-arg]
+    assert str(info.value) == (
+        "ln.User(): unexpected argument 'hande'. Did you mean 'handle'? "
+        "Call it as ln.User(*, handle, name=None)."
+    )
+    with pytest.raises(TypeError, match=r"^ln.Record\(\): too many positional arguments\. "):
+        ln.Record("sample_1")  # type: ignore[misc]
+    with pytest.raises(TypeError) as info:
+        ln.Record()  # type: ignore[call-arg]
+    assert str(info.value) == (
+        "ln.Record(): missing a required argument: 'name'. "
+        "Call it as ln.Record(*, name, type=None, is_type=False, description=None)."
+    )
+    with pytest.raises(TypeError, match=r"Call it as ln.Artifact\(path, \*, key=None"):
+        ln.Artifact()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"ln.Feature\(\): missing a required argument: 'dtype'"):
+        ln.Feature(name="x")  # type: ignore[call-arg]
+
+
+def test_a_type_error_from_inside_a_constructor_is_left_alone(monkeypatch: Any) -> None:
+    from biolake.registries import record
+
+    def broken(name: str, type_: Any) -> None:
+        raise TypeError("inner problem")
+
+    monkeypatch.setattr(record, "_check_type", broken)
+    with pytest.raises(TypeError, match=r"^inner problem$"):
+        ln.Record(name="x")
 
 
 def test_repr_is_readable(instance: Any) -> None:

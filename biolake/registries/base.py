@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import secrets
 import string
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from sqlalchemy import ForeignKey, String, inspect
+from sqlalchemy import ForeignKey, String
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import (
     Mapped,
     declared_attr,
@@ -17,7 +19,12 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from biolake.errors import MultipleResultsFound, ObjectDoesNotExist, ValidationError
+from biolake.errors import (
+    MultipleResultsFound,
+    ObjectDoesNotExist,
+    ValidationError,
+    did_you_mean,
+)
 from biolake.schema.base import Base, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -66,6 +73,8 @@ class Registry(Base):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # now SQLAlchemy's instrumented one, real signature kept
+            cls.__init__ = _explain_wrong_calls(cls.__name__, cls.__init__)  # type: ignore[method-assign]
         name = cls.__name__
         module = cls.__module__
         cls.DoesNotExist = type(
@@ -121,7 +130,7 @@ class Registry(Base):
     @classmethod
     def _filter_names(cls) -> list[str]:
         """Every name ``filter`` accepts as the first part of a key (for suggestions)."""
-        mapper = inspect(cls)
+        mapper = sa_inspect(cls)
         return [*mapper.column_attrs.keys(), *mapper.relationships.keys()]
 
     @classmethod
@@ -281,7 +290,7 @@ class Registry(Base):
 
         This is the column order of ``to_dataframe()``, so ``key``/``name`` stay visible.
         """
-        names = [c.key for c in inspect(cls).column_attrs]
+        names = [c.key for c in sa_inspect(cls).column_attrs]
         first = ["id", *(n for n in cls._repr_fields if n in names)]
         return first + [n for n in names if n not in first]
 
@@ -323,6 +332,44 @@ class CreatedBy:
     @declared_attr
     def created_by(cls) -> Mapped[User]:
         return relationship("User", foreign_keys=[cls.created_by_id])  # type: ignore[list-item]
+
+
+def _explain_wrong_calls(name: str, init: Any) -> Any:
+    """``init``, whose wrong calls (``ln.Record("x")``, ``ln.Record()``) raise a TypeError that
+    names the registry and shows how to call it, where Python's only says ``__init__()``.
+    Costs nothing on a right call: the signature is checked only after a TypeError."""
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError:
+            signature = inspect.signature(init)
+            known = list(signature.parameters)[1:]
+            unknown = [k for k in kwargs if k not in known]
+            try:
+                signature.bind(self, *args, **kwargs)
+            except TypeError as wrong:
+                problem = f"unexpected argument {unknown[0]!r}" if unknown else str(wrong)
+                hint = did_you_mean(unknown[0], known) if unknown else ""
+                raise TypeError(
+                    f"ln.{name}(): {problem}.{hint} Call it as "
+                    f"ln.{name}({_call_pattern(signature)})."
+                ) from None
+            raise  # a TypeError from inside: not about the call
+
+    return __init__
+
+
+def _call_pattern(signature: inspect.Signature) -> str:
+    """``"path, *, key=None, …"`` from ``__init__``'s parameters, ``self`` left out."""
+    parts = []
+    for param in list(signature.parameters.values())[1:]:
+        if param.kind is param.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        required = param.default is param.empty
+        parts.append(param.name if required else f"{param.name}={param.default!r}")
+    return ", ".join(parts)
 
 
 @functools.cache
