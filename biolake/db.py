@@ -113,6 +113,14 @@ def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.autocommit = autocommit
 
 
+def _check_flushed_text(session: Session, _context: Any, _instances: Any) -> None:
+    """Refuse NUL in any registry row about to be written (see ``Registry._check_text``)."""
+    for obj in (*session.new, *session.dirty):
+        check = getattr(obj, "_check_text", None)
+        if check is not None:
+            check()
+
+
 class Database:
     """One database: its engine and the session that registry objects live in."""
 
@@ -121,6 +129,7 @@ class Database:
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
+        event.listen(self.session, "before_flush", _check_flushed_text)
         self._lock = threading.RLock()
         self._depth = 0
         # Called after a write rolls back, e.g. to forget ids of rows inserted in it.
@@ -165,7 +174,11 @@ class Database:
                 return
             session = self.session
             if session.in_transaction():
-                session.commit()  # end a read transaction; nothing is pending outside write()
+                try:  # end a read transaction (flushing what was changed outside write())
+                    session.commit()
+                except BaseException:
+                    self._rollback()  # else the session refuses all work until rolled back
+                    raise
             conn = session.connection()
             if self.is_sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")

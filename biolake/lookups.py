@@ -99,7 +99,7 @@ def condition(
     model: type[Registry], key: str, value: Any, dialect: str, entity: Entity = None
 ) -> Any:
     """The SQL condition for one ``key=value`` lookup on ``model`` (or an alias of it)."""
-    _check_no_nul(key, value)
+    check_no_nul(key, value)
     entity = model if entity is None else entity
     parts = key.split("__")
     name, rest = parts[0], parts[1:]
@@ -127,7 +127,7 @@ def condition(
     raise InvalidArgument(model._unknown_name_message(name, f"{key}={value!r}"))
 
 
-def _check_no_nul(key: str, value: Any) -> None:
+def check_no_nul(key: str, value: Any) -> None:
     """No stored text holds NUL (values are checked on save), and PostgreSQL refuses it in a
     query with a driver error: say so on both backends instead of "no rows" or that error."""
     values = value if isinstance(value, list | tuple | set | frozenset) else (value,)

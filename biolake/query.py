@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from sqlalchemy import Select, and_, bindparam, false, func, not_, select
 
 from biolake.errors import InvalidArgument, did_you_mean
-from biolake.lookups import condition
+from biolake.lookups import check_no_nul, condition
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -282,6 +282,7 @@ class QuerySet(Generic[T]):
                 return found
         qs = self.filter(**lookups) if lookups else self
         if uid is not None:
+            check_no_nul("uid", uid)
             qs = qs.filter(self.model._uid_condition(uid))
             qs._filter_text = f"uid={uid!r}" + (f", {_format(lookups)}" if lookups else "")
         elif not lookups:

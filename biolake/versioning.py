@@ -45,6 +45,8 @@ def save_artifacts(instance: Instance, artifacts: Sequence[Artifact]) -> list[Ar
     """Store and register new artifacts in one transaction; returns the saved artifacts,
     where an existing artifact stands in for each duplicate."""
     new = [a for a in artifacts if a.id is None]
+    for artifact in new:  # before any bytes are copied; the artifact can be fixed and saved
+        artifact._check_text()
     with _gc_paused(len(new) >= PROGRESS_THRESHOLD):
         stored = _store_all(instance, new)
         try:

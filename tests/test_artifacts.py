@@ -655,11 +655,20 @@ def test_suffix_without_a_dot_raises_instead_of_matching_nothing(instance, tmp_p
     assert ln.Artifact.filter(suffix__endswith="h5ad").count() == 1  # other lookups: as given
 
 
-def test_description_with_nul_is_refused_and_nothing_is_stored(instance, tmp_path: Path) -> None:
+def test_description_with_nul_is_refused_and_nothing_is_stored(
+    instance, tmp_path: Path, monkeypatch
+) -> None:
+    import biolake.versioning as versioning
     from biolake.errors import ValidationError
 
     path = write(tmp_path / "x.txt", "1")
+    artifact = ln.Artifact(path, key="x.txt", description="bad\x00")
+    store_all = versioning._store_all
+    monkeypatch.setattr(versioning, "_store_all", lambda *a: pytest.fail("bytes copied"))
     with pytest.raises(ValidationError, match=r"Artifact.description must not contain NUL"):
-        ln.Artifact(path, key="x.txt", description="bad\x00").save()
+        artifact.save()  # refused before any byte is copied
+    monkeypatch.setattr(versioning, "_store_all", store_all)
     assert ln.Artifact.filter().count() == 0
     assert stored_files(instance) == []
+    artifact.description = "good"  # fixed, the same object saves
+    assert artifact.save().load() == "1"

@@ -254,3 +254,26 @@ def test_text_with_nul_is_refused_on_save_and_in_queries(instance: Any) -> None:
             ln.Record.filter(**lookups).count()
     with pytest.raises(InvalidArgument, match=r"must not contain NUL characters"):
         ln.Record.get(name="a\x00b")
+    with pytest.raises(InvalidArgument, match=r"uid='ab\\x00': text to compare must not"):
+        ln.Record.get("ab\x00")
+
+
+def test_nul_in_an_unsaved_change_or_json_is_refused_and_the_session_recovers(
+    instance: Any,
+) -> None:
+    """A changed row is flushed when the next write starts: its NUL is refused there, and the
+    session keeps working (on PostgreSQL a failed flush used to block every later call)."""
+    from biolake.errors import ValidationError
+
+    record = ln.Record(name="r1").save()
+    record.description = "q\x00"  # changed, not saved
+    with pytest.raises(ValidationError, match=r"Record.description must not contain NUL"):
+        ln.Record(name="r2").save()
+    assert ln.Record.get(name="r1").description is None  # rolled back
+    assert ln.Record(name="r3").save().id is not None  # the session works
+    transform = ln.Transform(key="t.py").save()
+    with pytest.raises(ValidationError, match=r"Run.params must not contain NUL"):
+        ln.Run(transform=transform, params={"a": ["ok", {"b": "x\x00"}]}).save()
+    with pytest.raises(ValidationError, match=r"Run.params must not contain NUL"):
+        ln.Run(transform=transform, params={"k\x00": 1}).save()
+    assert ln.Run.filter().count() == 0

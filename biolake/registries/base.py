@@ -9,7 +9,7 @@ import secrets
 import string
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import (
     Mapped,
@@ -171,7 +171,6 @@ class Registry(Base):
     def save(self) -> Self:
         """Insert or update this row in one transaction and return it."""
         instance = self._instance
-        self._check_text()  # before write(): starting it flushes pending changes
         with instance.db.write() as session:
             self._before_save(instance)
             session.add(self)
@@ -230,8 +229,6 @@ class Registry(Base):
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
         """Save a batch in one transaction (the ORM batches the INSERTs); returns the saved
         objects in order."""
-        for obj in objects:
-            obj._check_text()
         with instance.db.write() as session:
             for obj in objects:
                 obj._before_save(instance)
@@ -241,19 +238,22 @@ class Registry(Base):
 
     def _before_save(self, instance: Instance) -> None:
         """Fill defaults that need the instance (uid, creator); subclasses extend it."""
-        self._check_text()
         if not self.uid:
             self.uid = new_uid(self._uid_length)
         if isinstance(self, CreatedBy):
             self._default_creator(instance)
 
     def _check_text(self) -> None:
-        """Refuse NUL in text on both backends: PostgreSQL cannot store it (a driver error),
-        and a SQLite row holding one could never be looked up by that text."""
+        """Refuse NUL in text and JSON fields on both backends: PostgreSQL cannot store it (a
+        driver error), and a SQLite row holding one could never be looked up by that text.
+
+        Every flush runs it (``biolake.db``); paths that query or store bytes by an object's
+        values before flushing it (``_save_unique``, artifact saves) run it first.
+        """
         state = self.__dict__
         for key in _text_fields(type(self)):
             value = state.get(key)
-            if isinstance(value, str) and "\x00" in value:
+            if value is not None and _holds_nul(value):
                 raise ValidationError(
                     f"{type(self).__name__}.{key} must not contain NUL characters (\\x00): "
                     f"{value!r}. Remove them before saving."
@@ -374,9 +374,20 @@ def _call_pattern(signature: inspect.Signature) -> str:
 
 @functools.cache
 def _text_fields(model: type[Registry]) -> tuple[str, ...]:
-    """The attribute keys of ``model``'s text columns."""
+    """The attribute keys of ``model``'s text and JSON columns."""
     return tuple(
         attr.key
         for attr in model.__mapper__.column_attrs
-        if isinstance(attr.columns[0].type, String)
+        if isinstance(attr.columns[0].type, String | JSON)
     )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a text, or any key or string inside a JSON value, contains NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
