@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class BiolakeError(Exception):
@@ -33,9 +34,9 @@ class ObjectDoesNotExist(BiolakeError, LookupError):
     shown, so code that catches the error to create the missing row never pays for it.
     """
 
-    def __init__(self, message: str = "", *, hint: Callable[[], str] | None = None) -> None:
-        super().__init__(message)
-        self._hint = hint
+    def __init__(self, *args: Any, hint: Callable[[], str] | None = None) -> None:
+        super().__init__(*args)
+        self._hint = hint if len(args) == 1 else None
 
     def __str__(self) -> str:
         if self._hint is not None:
@@ -46,6 +47,10 @@ class ObjectDoesNotExist(BiolakeError, LookupError):
                 extra = ""
             self.args = (f"{self.args[0]}{extra}",)
         return super().__str__()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The hint holds a query and its database: pickle the message, with the hint in it.
+        return (type(self), (str(self),) if self._hint else self.args)
 
 
 class MultipleResultsFound(BiolakeError, LookupError):

@@ -678,3 +678,18 @@ def test_a_failing_suggestion_leaves_the_plain_message() -> None:
     error = ln.errors.ObjectDoesNotExist("No Record matches name='x'.", hint=broken)
     assert str(error) == "No Record matches name='x'."
     assert error.args == ("No Record matches name='x'.",)
+
+
+def test_a_get_miss_pickles_with_its_suggestion(instance: Any) -> None:
+    """Ray, Dask and cloudpickle pickle the exception itself: the lazy hint (a query and its
+    database) must not travel, the message with the suggestion must."""
+    import pickle
+
+    ln.Record(name="P53mutant1").save()
+    with pytest.raises(ln.Record.DoesNotExist) as info:
+        ln.Record.get(name="P53mutnt1")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is ln.Record.DoesNotExist
+    assert str(copy) == "No Record matches name='P53mutnt1'. Did you mean 'P53mutant1'?"
+    assert str(pickle.loads(pickle.dumps(copy))) == str(copy)
+    assert ln.errors.ObjectDoesNotExist("a", "b").args == ("a", "b")
