@@ -218,13 +218,13 @@ def _open_bytes(path: Path) -> Iterator[Any]:
 def _open_h5ad(path: Path) -> Iterator[Any]:
     import anndata
 
-    # backed="r": obs/var are in memory, X stays in the HDF5 file until sliced.
-    adata = anndata.read_h5ad(path, backed="r")
     with path.open("rb") as raw:
-        # The seed streams any artifact with ``f.read(n)``: the backed AnnData reads the
-        # file's bytes too (AnnData has no ``read`` of its own to shadow).
-        adata.read = raw.read
+        # backed="r": obs/var are in memory, X stays in the HDF5 file until sliced.
+        adata = anndata.read_h5ad(path, backed="r")
         try:
+            # The API contract streams an .h5ad artifact with ``f.read(1000)``: the backed
+            # AnnData also reads the file's bytes (AnnData has no ``read`` of its own).
+            adata.read = raw.read
             yield adata
         finally:
             adata.file.close()
