@@ -142,9 +142,11 @@ def load_features(instance: Instance, names: Iterable[str] | None = None) -> dic
     }
 
 
-def feature_names(instance: Instance) -> list[str]:
+def feature_names(instance: Instance, *, trashed: bool = False) -> list[str]:
+    """Names of the features (of those in the trash with ``trashed=True``)."""
     t = _features_table()
-    return [r[0] for r in read(instance, select(t.c.name).where(t.c.visibility == "default"))]
+    visibility = "trash" if trashed else "default"
+    return [r[0] for r in read(instance, select(t.c.name).where(t.c.visibility == visibility))]
 
 
 def read(instance: Instance, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:

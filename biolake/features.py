@@ -85,9 +85,16 @@ class HasFeatures:
     def _unknown_name_message(cls, name: str, lookup: str) -> str:
         """Neither a field nor a feature: suggest both, list them apart, say how to define it."""
         from biolake.query import query_instance
+        from biolake.registries.feature import restore_call
 
+        instance = query_instance()
+        if name in feature_names(instance, trashed=True):
+            return (
+                f"Feature {name!r} is in the trash (in {lookup}): restore it with "
+                f"{restore_call(name)} to filter by it."
+            )
         fields: list[str] = sorted(cls._filter_names())  # type: ignore[attr-defined]
-        features = sorted(feature_names(query_instance()))
+        features = sorted(feature_names(instance))
         return (
             f"{name!r} is neither a field of {cls.__name__} nor a defined feature (in {lookup})."
             f"{did_you_mean(name, [*fields, *features])} Fields: {', '.join(fields)}. "
@@ -241,7 +248,8 @@ def _defined(instance: Instance, names: list[str]) -> dict[str, FeatureInfo]:
     if missing:
         from biolake.registries.feature import unknown_feature_message
 
-        raise ValidationError(unknown_feature_message(missing, feature_names(instance)))
+        trashed = feature_names(instance, trashed=True)
+        raise ValidationError(unknown_feature_message(missing, feature_names(instance), trashed))
     return infos
 
 

@@ -428,10 +428,15 @@ def test_trashed_features_are_not_used(host: Host) -> None:
     obj.features.add_values({"x": 1})
     feature.delete()
     assert obj.features.get_values() == {}
-    with pytest.raises(ValidationError, match="not defined"):
+    restore = "ln.Feature.filter(name='x', visibility='trash').one().restore()"
+    with pytest.raises(ValidationError) as info:
         obj.features.add_values({"x": 2})
-    with pytest.raises(InvalidArgument, match="'x' is neither a field of"):
+    assert str(info.value) == f"Feature 'x' is in the trash: restore it with {restore}."
+    with pytest.raises(InvalidArgument) as info:
         host.model.filter(x=1)
+    assert str(info.value) == (
+        f"Feature 'x' is in the trash (in x=1): restore it with {restore} to filter by it."
+    )
     with pytest.raises(ValidationError, match="trash"):
         ln.Feature(name="x", dtype=int).save()
     feature.restore()

@@ -78,7 +78,7 @@ class Feature(Searchable, CreatedBy, Registry):
         if found.visibility == "trash":
             raise ValidationError(
                 f"A feature named {self.name!r} is in the trash: restore it with "
-                f"ln.Feature.filter(name={self.name!r}, visibility='trash').one().restore()."
+                f"{restore_call(self.name)}."
             )
         type_id = self.record_type.id if self.record_type is not None else None
         # Categorical dtypes compare by type record: its name may have changed since.
@@ -122,6 +122,19 @@ def host_field_names() -> dict[str, set[str]]:
     return {host.__name__: host._reserved_names() for host in HasFeatures.hosts()}
 
 
-def unknown_feature_message(names: list[str], known: list[str]) -> str:
-    sentences = [f"Feature {n!r} is not defined.{did_you_mean(n, known)}" for n in names]
-    return " ".join(sentences) + f" Define it with ln.Feature(name={names[0]!r}, dtype=...).save()."
+def unknown_feature_message(names: list[str], known: list[str], trashed: list[str]) -> str:
+    """Each name is undefined (with close names) or in the trash (with how to restore it)."""
+    sentences = [
+        f"Feature {n!r} is in the trash: restore it with {restore_call(n)}."
+        if n in trashed
+        else f"Feature {n!r} is not defined.{did_you_mean(n, known)}"
+        for n in names
+    ]
+    undefined = [n for n in names if n not in trashed]
+    if undefined:
+        sentences.append(f"Define it with ln.Feature(name={undefined[0]!r}, dtype=...).save().")
+    return " ".join(sentences)
+
+
+def restore_call(name: str) -> str:
+    return f"ln.Feature.filter(name={name!r}, visibility='trash').one().restore()"
