@@ -201,3 +201,37 @@ def test_stale_trigram_counts_never_change_results(samples: Any) -> None:
     ln.Record(name="Macrophages").save()
     found = names(ln.Record.search("macrophge"))
     assert found[:2] == ["Macrophage", "Macrophages"]
+
+
+def test_trigram_counts_are_reused_then_expire(instance: Any, monkeypatch: Any) -> None:
+    """SQLite reads fts5vocab counts once a minute per trigram; PostgreSQL has no such step."""
+    from sqlalchemy import event
+
+    from biolake import search
+
+    ln.Record(name="Macrophage").save()
+    vocab_reads: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if "_fts_vocab" in sql:
+            vocab_reads.append(sql)
+
+    event.listen(instance.db.engine, "before_cursor_execute", record)
+    try:
+        assert names(ln.Record.search("macrophge")) == ["Macrophage"]
+        expected_first = 1 if instance.db.is_sqlite else 0
+        assert len(vocab_reads) == expected_first
+        assert names(ln.Record.search("macrophge")) == ["Macrophage"]
+        assert len(vocab_reads) == expected_first  # answered from the counts kept
+        assert names(ln.Record.search("macrophag")) == ["Macrophage"]
+        assert len(vocab_reads) == 2 * expected_first  # only its new trigrams were read:
+        assert vocab_reads[-1:] == [] or vocab_reads[-1].count("?") == 3  # 'hag', 'ag ', 'pha'
+        monkeypatch.setattr(search, "RARITY_TTL", -1.0)  # every count is stale now
+        assert names(ln.Record.search("macrophge")) == ["Macrophage"]
+        assert len(vocab_reads) == 3 * expected_first
+        monkeypatch.setattr(search, "RARITY_CACHE_MAX", 0)  # full: starts afresh
+        ln.Record.search("immune").count()
+        cache = instance.db.session.info.get("trigram_counts", {})
+        assert all(term in search.trigrams("immune") for _, term in cache)
+    finally:
+        event.remove(instance.db.engine, "before_cursor_execute", record)
