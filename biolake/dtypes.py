@@ -211,6 +211,17 @@ def _check_str(value: Any) -> str:
     return value
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a text, or any string inside a list, set or dict (keys too), contains NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
 def check_text(value: str) -> None:
     """Reject text no database stores faithfully: NUL characters and lone surrogates."""
     if "\x00" in value:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, ColumnElement, Integer, func, not_, select
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, aliased
 
+from biolake.dtypes import holds_nul
 from biolake.errors import InvalidArgument, did_you_mean
 
 if TYPE_CHECKING:
@@ -130,8 +131,7 @@ def condition(
 def check_no_nul(key: str, value: Any) -> None:
     """No stored text holds NUL (values are checked on save), and PostgreSQL refuses it in a
     query with a driver error: say so on both backends instead of "no rows" or that error."""
-    values = value if isinstance(value, list | tuple | set | frozenset) else (value,)
-    if any(isinstance(v, str) and "\x00" in v for v in values):
+    if holds_nul(value):
         raise InvalidArgument(
             f"{key}={value!r}: text to compare must not contain NUL characters (\\x00); "
             "no stored value holds one."

@@ -19,6 +19,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
+from biolake.dtypes import holds_nul
 from biolake.errors import (
     MultipleResultsFound,
     ObjectDoesNotExist,
@@ -136,8 +137,6 @@ class Registry(Base):
     @classmethod
     def _unknown_name_message(cls, name: str, lookup: str) -> str:
         """What ``filter`` says about ``name``, which is none of ``_filter_names``."""
-        from biolake.errors import did_you_mean
-
         fields = cls._filter_names()
         return (
             f"{cls.__name__} has no field {name!r} (in {lookup}).{did_you_mean(name, fields)}"
@@ -253,7 +252,7 @@ class Registry(Base):
         state = self.__dict__
         for key in _text_fields(type(self)):
             value = state.get(key)
-            if value is not None and _holds_nul(value):
+            if value is not None and holds_nul(value):
                 raise ValidationError(
                     f"{type(self).__name__}.{key} must not contain NUL characters (\\x00): "
                     f"{value!r}. Remove them before saving."
@@ -380,14 +379,3 @@ def _text_fields(model: type[Registry]) -> tuple[str, ...]:
         for attr in model.__mapper__.column_attrs
         if isinstance(attr.columns[0].type, String | JSON)
     )
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a text, or any key or string inside a JSON value, contains NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
