@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, cast, exists, func, null, or_, select
+from sqlalchemy import ColumnElement, cast, exists, func, null, or_, select, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -71,86 +71,167 @@ def feature_condition(
     cond = entity.id.in_(hosts)
     terms = feature_terms()
     if terms is not None and entity is host:  # a top-level term of filter(): plan it with others
-        terms.append(_Term(cond, table, info.id, inner, entity, lookup))
+        terms.append(_Term(cond, table, info, inner, entity, lookup))
     return cond
 
 
-ESTIMATE_CAP = 10_000
+ESTIMATE_CAP = 10_000  # values: a term matching fewer drives and probes the others
+HUGE_TERM = 200_000  # values: an IN list this long costs more than probing for it
+SAMPLE_WINDOWS = 16  # id ranges of hosts whose values are counted to estimate a term's size
+SAMPLE_SPAN = 512  # hosts per range: 8,192 hosts in all, well under 1 ms a term at 1M hosts
 
 
 class _Term:
-    """One feature condition of a ``filter()`` call, in both of its SQL forms."""
+    """One feature condition of a ``filter()`` call, in both of its SQL forms: ``cond``
+    (``host.id IN (…)``) and ``probe`` (``EXISTS (…)`` for one host)."""
 
     def __init__(
-        self, cond: Any, table: Any, feature_id: int, inner: Any, entity: Any, lookup: str
+        self, cond: Any, table: Any, info: FeatureInfo, inner: Any, entity: Any, lookup: str
     ) -> None:
-        self.cond, self.table, self.feature_id = cond, table, feature_id
+        self.cond, self.table, self.info = cond, table, info
         self.inner, self.entity, self.lookup = inner, entity, lookup
+        self.probe = self.probe_for(entity.id)
+        self.size: float | None = None  # estimated matching values, set by _estimate_sizes
 
-    def estimate(self, cap: int) -> int:
-        """How many values match, counted up to ``cap`` (an index-only scan of at most cap)."""
+    def probe_for(self, host_id: Any) -> Any:
+        """``EXISTS`` a matching value of the host ``host_id``: answered by the index
+        (host_id, feature_id, value_x) of the value column (see ``feature_values``)."""
         t = self.table
-        matching = select(t.c.host_id).where(t.c.feature_id == self.feature_id, self.inner)
-        stmt = select(func.count()).select_from(matching.limit(cap).subquery())
-        db = query_instance().db
-        try:
-            return int(db.session.execute(stmt).scalar_one())
-        finally:
-            db.end_read()
-
-    def as_exists(self) -> Any:
-        t = self.table
-        inner = _by_primary_key(t, self.inner)
-        match = (t.c.host_id == self.entity.id, t.c.feature_id == self.feature_id, inner)
+        match = (t.c.host_id == host_id, t.c.feature_id == self.info.id, self.inner)
         return exists(select(t.c.host_id).where(*match))
 
+    def count_in(self, windows: list[tuple[int, int]]) -> Any:
+        """The matching values of the hosts with ids in ``windows``, one count per window.
 
-def _by_primary_key(table: Any, condition: Any) -> Any:
-    """``condition`` with each value column as ``coalesce(col, NULL)``: the same values, but no
-    longer a condition that implies ``col IS NOT NULL``, so SQLite cannot pick a partial value
-    index for a probe and uses the primary key (host_id, feature_id).
+        Each range is read from the index (host_id, feature_id, value_x): the feature and the
+        value are compared as ``coalesce(col, NULL)``, which no index can answer, so SQLite
+        does not pick the (feature_id, value_x) index and scan every value of the feature;
+        ``value_x IS NOT NULL`` stays plain, as the partial index requires it.
+        """
+        t = self.table
+        unindexed = [t.c.feature_id, *(t.c[name] for name in INDEXED_COLUMNS)]
 
-    Without ANALYZE statistics (the usual case: nothing runs ANALYZE), SQLite picked the
-    partial index for the EXISTS probe, scanning every value of the feature once per host
-    (minutes at 1M hosts, against 0.6 s for 100,000 primary-key probes).
+        def hide(element: Any, **_: Any) -> Any:
+            if any(element is c for c in unindexed):
+                return func.coalesce(element, null())
+            return None
+
+        no_options: dict[str, Any] = {}
+        condition = (t.c.feature_id == self.info.id) & self.inner
+        present = t.c[self.info.column].is_not(None)  # lets the partial index answer
+        match = replacement_traverse(condition, no_options, hide) & present
+        counts = [
+            select(func.count().label("n")).where(t.c.host_id.between(low, high), match)
+            for low, high in windows
+        ]
+        return select(func.sum(union_all(*counts).subquery().c.n))
+
+
+def _estimate_sizes(terms: list[_Term]) -> None:
+    """Set each term's ``size``: its matching values among a sample of hosts (16 evenly spread
+    id ranges), scaled up to all hosts; exact on instances with up to 8,192 host ids.
+
+    Capped counts of the values (the former estimate) took 25 ms for two terms of 100,000 and
+    500,000 values; the sample takes under 1 ms and orders terms of such sizes correctly.
     """
-    columns = [table.c[name] for name in INDEXED_COLUMNS]
+    pending = [t for t in terms if t.size is None]
+    if not pending:
+        return
+    host = pending[0].entity.__table__
+    db = query_instance().db
+    try:
+        # Two subqueries: SQLite reads min() or max() alone from the index end, both together
+        # by a scan of every row.
+        ends = (select(f(host.c.id)).scalar_subquery() for f in (func.min, func.max))
+        low, high = db.session.execute(select(*ends)).one()
+        if low is None:
+            for term in pending:
+                term.size = 0
+            return
+        span = high - low + 1
+        if span <= SAMPLE_WINDOWS * SAMPLE_SPAN:
+            windows, scale = [(low, high)], 1.0
+        else:
+            step = span // SAMPLE_WINDOWS
+            windows = [
+                (low + i * step, low + i * step + SAMPLE_SPAN - 1) for i in range(SAMPLE_WINDOWS)
+            ]
+            scale = span / (SAMPLE_WINDOWS * SAMPLE_SPAN)
+        for term in pending:
+            counted = db.session.execute(term.count_in(windows)).scalar()
+            term.size = float(counted or 0) * scale  # a Decimal on PostgreSQL
+    finally:
+        db.end_read()
 
-    def replace(element: Any, **_: Any) -> Any:
-        if any(element is c for c in columns):
-            return func.coalesce(element, null())
-        return None
 
-    no_options: dict[str, Any] = {}
-    return replacement_traverse(condition, no_options, replace)
-
-
-HUGE_TERM = 200_000  # values: an IN list this long costs more than probing for it
-UNCAPPED = 2**62
+def _smallest(terms: list[_Term]) -> _Term:
+    _estimate_sizes(terms)
+    return min(terms, key=lambda t: t.size or 0)
 
 
 def plan_feature_terms(conds: list[Any], terms: list[_Term]) -> list[Any]:
     """Several feature conditions in one filter(): let the smallest drive, probe the others.
 
     As ``IN`` lists, SQLite materialises every subquery, whatever its size, and intersects
-    them. When one term matches few values (a capped count, a few ms), it drives as the only
-    ``IN`` and the others become ``EXISTS`` probes on the value table's primary key
-    (host_id, feature_id): 24 -> 12 ms for 507 of 1M hosts. When every term is large, probing
-    each driver row costs more than building the lists (130 -> 335 ms at 5 % x 10 %), unless
-    one list would be huge: at 50 % x 10 % of 1M, the 500,000-entry list made the IN form
-    3.7x slower than probing for the 10 % (1.9 s against 0.51 s, a slow day's figures).
-    PostgreSQL plans both forms as semi-joins.
+    them. When one term matches few values, it drives as the only ``IN`` and the others become
+    ``EXISTS`` probes: 24 -> 12 ms for 507 of 1M hosts. When every term is large but none huge,
+    building the lists is cheaper than probing (130 against 335 ms at 5 % x 10 %, measured with
+    primary-key probes); a huge list (500,000 entries at 50 % x 10 % of 1M) cost 3.7x more than
+    probing for the 10 %. PostgreSQL plans both forms as semi-joins. ``count()`` does better
+    still: see ``count_by_values``.
     """
-    sizes = {id(t): t.estimate(ESTIMATE_CAP) for t in terms}
-    if min(sizes.values()) >= ESTIMATE_CAP:  # all large: count further (index-only ranges)
-        sizes = {id(t): t.estimate(HUGE_TERM) for t in terms}
-        if max(sizes.values()) < HUGE_TERM:
-            return conds
-        if min(sizes.values()) >= HUGE_TERM:  # all huge: a full count tells them apart
-            sizes = {id(t): t.estimate(UNCAPPED) for t in terms}
-    driver = min(terms, key=lambda t: sizes[id(t)])
-    probes = {id(t.cond): t.as_exists() for t in terms if t is not driver}
+    _estimate_sizes(terms)
+    sizes = [t.size or 0 for t in terms]
+    if min(sizes) >= ESTIMATE_CAP and max(sizes) < HUGE_TERM:
+        return conds
+    driver = _smallest(terms)
+    probes = {id(t.cond): t.probe for t in terms if t is not driver}
     return [probes.get(id(c), c) for c in conds]
+
+
+def count_by_values(
+    host: Any,
+    where: tuple[Any, ...],
+    terms: tuple[_Term, ...],
+    defaults: dict[str, Any],
+    dialect: str,
+) -> Any | None:
+    """``count()`` of a filter made only of feature conditions, read from the value indexes
+    without touching the host table; None when the filter has other conditions.
+
+    The smallest term's values drive (an index range), every other term is an EXISTS probe on
+    the narrow index (host_id, feature_id, value_x), and hosts excluded by a default filter
+    (those in the trash) are skipped through an index on that field. Reading each host's row to
+    check its visibility was half the time of the general plan: 220 -> 50 ms for
+    ``read_count__gt=10**6, cell_type="T cell"`` (50,000 of 1M artifacts, SQLite).
+    """
+    by_form = {id(c): t for t in terms for c in (t.cond, t.probe)}
+    used = [by_form.get(id(c)) for c in where]
+    if not used or any(t is None for t in used):
+        return None
+    used_terms = list({id(t): t for t in used if t is not None}.values())
+    driver = _smallest(used_terms) if len(used_terms) > 1 else used_terms[0]
+    t = driver.table
+    matching = select(t.c.host_id).where(t.c.feature_id == driver.info.id, driver.inner)
+    probed = [u for u in used_terms if u is not driver]
+    if probed and dialect == "sqlite" and driver.lookup != "exact":
+        # A range yields hosts in value order; sorted, the probes walk each index forward
+        # instead of jumping around it: 240 -> 165 ms for 125,000 hosts probed twice.
+        matching = matching.order_by(t.c.host_id)
+    rows = matching.subquery("driver")
+    host_id = rows.c.host_id
+    conds = [u.probe_for(host_id) for u in probed]
+    for name, value in defaults.items():
+        column = host.__table__.c[name]
+        excluded = or_(column < value, column > value)  # sargable, unlike !=
+        if column.nullable:
+            excluded = or_(excluded, column.is_(None))
+        if dialect == "sqlite":  # one small list of the excluded hosts
+            conds.append(host_id.not_in(select(column.table.c.id).where(excluded)))
+        else:  # an anti-join, whatever the size
+            conds.append(~exists().where(column.table.c.id == host_id, excluded))
+    counted = func.count(host_id.distinct()) if driver.info.dtype.is_list else func.count()
+    return select(counted).select_from(rows).where(*conds)
 
 
 def _lookup(info: FeatureInfo, parts: list[str]) -> str:

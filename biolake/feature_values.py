@@ -11,9 +11,14 @@
     value_json                      dict features
     record_id                       categorical features (the record)
 
-A row whose value columns are all NULL links a feature without a value. Each typed column has a
-partial index ``(feature_id, value_x, host_id) WHERE value_x IS NOT NULL``: a feature condition
-is an index range scan that yields host ids, with no table lookup.
+A row whose value columns are all NULL links a feature without a value. Each typed column has two
+partial indexes ``WHERE value_x IS NOT NULL``:
+
+- ``(feature_id, value_x, host_id)``: a feature condition is an index range scan that yields host
+  ids, with no table lookup;
+- ``(host_id, feature_id, value_x)``: checking one host's value (the probe of a filter with
+  several feature conditions) reads one entry of a narrow index that holds only that column's
+  values. Probing the primary key instead also read the table row: 3x slower at 1M hosts.
 """
 
 from __future__ import annotations
@@ -84,6 +89,14 @@ def value_table(host_table: str) -> Table:
             table.c.feature_id,
             table.c[col],
             table.c.host_id,
+            sqlite_where=present,
+            postgresql_where=present,
+        )
+        Index(
+            f"ix_{name}_{col}_by_host",
+            table.c.host_id,
+            table.c.feature_id,
+            table.c[col],
             sqlite_where=present,
             postgresql_where=present,
         )

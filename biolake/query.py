@@ -63,6 +63,7 @@ class QuerySet(Generic[T]):
         window: tuple[int | None, int | None] = (None, None),
         distinct: bool = False,
         described: tuple[str, ...] = (),
+        terms: tuple[Any, ...] = (),
     ) -> None:
         self.model = model
         self._instance_arg = instance
@@ -72,6 +73,7 @@ class QuerySet(Generic[T]):
         self._window = window
         self._distinct = distinct
         self._described = described  # the lookups as text, for error messages
+        self._terms = terms  # the feature conditions among _where (see count_by_values)
 
     def _clone(self, **changes: Any) -> QuerySet[T]:
         state: dict[str, Any] = {
@@ -81,6 +83,7 @@ class QuerySet(Generic[T]):
             "window": self._window,
             "distinct": self._distinct,
             "described": self._described,
+            "terms": self._terms,
         }
         state.update(changes)
         return QuerySet(self.model, self._instance_arg, **state)
@@ -95,7 +98,8 @@ class QuerySet(Generic[T]):
 
     # --- building ------------------------------------------------------------------------------
 
-    def _conditions(self, lookups: dict[str, Any]) -> list[Any]:
+    def _conditions(self, lookups: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        """The SQL conditions of ``lookups``, and the feature terms among them."""
         dialect = self.instance.db.dialect
         terms: list[Any] = []
         token, terms_token = _building_for.set(self.instance), _feature_terms.set(terms)
@@ -108,23 +112,25 @@ class QuerySet(Generic[T]):
             from biolake.feature_query import plan_feature_terms
 
             conds = plan_feature_terms(conds, terms)
-        return conds
+        return conds, terms
 
     def filter(self, *queries: Any, **lookups: Any) -> QuerySet[T]:
         """Narrow to rows matching every lookup; positional SQLAlchemy conditions also work."""
         self._check_window()
-        conds = [*queries, *self._conditions(lookups)]
+        conds, terms = self._conditions(lookups)
         names = frozenset(k.split("__")[0] for k in lookups)
         texts = ["<SQL condition>"] * len(queries) + ([_format(lookups)] if lookups else [])
-        described = (*self._described, *texts)
         return self._clone(
-            where=(*self._where, *conds), filtered=self._filtered | names, described=described
+            where=(*self._where, *queries, *conds),
+            filtered=self._filtered | names,
+            described=(*self._described, *texts),
+            terms=(*self._terms, *terms),
         )
 
     def exclude(self, **lookups: Any) -> QuerySet[T]:
         """Drop rows matching all the lookups (rows where a compared value is NULL stay)."""
         self._check_window()
-        conds = self._conditions(lookups)
+        conds, _ = self._conditions(lookups)
         if not conds:
             return self
         excluded = not_(func.coalesce(and_(*conds), false()))
@@ -152,11 +158,13 @@ class QuerySet(Generic[T]):
         if self._window != (None, None):
             raise InvalidArgument("Cannot filter a sliced QuerySet: filter first, then slice.")
 
+    def _defaults(self) -> dict[str, Any]:
+        """The default filters (``visibility="default"``) that this query did not override."""
+        return {k: v for k, v in self.model._default_filters.items() if k not in self._filtered}
+
     def _all_conditions(self) -> list[Any]:
         conds = list(self._where)
-        for name, value in self.model._default_filters.items():
-            if name not in self._filtered:
-                conds.append(getattr(self.model, name) == value)
+        conds += [getattr(self.model, name) == value for name, value in self._defaults().items()]
         return conds
 
     def _statement(self, *columns: Any) -> Select[Any]:
@@ -235,6 +243,13 @@ class QuerySet(Generic[T]):
 
     def count(self) -> int:
         """Number of matching rows, counted in the database."""
+        if self._terms and self._window == (None, None):
+            from biolake.feature_query import count_by_values
+
+            dialect = self.instance.db.dialect
+            stmt = count_by_values(self.model, self._where, self._terms, self._defaults(), dialect)
+            if stmt is not None:
+                return int(self._execute(stmt).scalar_one())
         inner = self._statement(self.model.id).order_by(None).subquery()
         return int(self._execute(select(func.count()).select_from(inner)).scalar_one())
 
