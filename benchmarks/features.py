@@ -7,7 +7,8 @@ Builds the instance with ``feature_data`` (N artifacts x 5 features, M records) 
 already holds one, then times:
 
 - annotating one object with one value (``run.features.add_values({...})``), target < 1 ms;
-- counting ``filter(read_count__gt=10**6, cell_type="T cell")`` over N objects, < 50 ms at 1M;
+- ``filter(read_count__gt=10**6, cell_type="T cell").count()`` over N objects (the whole call,
+  planning included), < 50 ms at 1M;
 - ``to_dataframe(include="features")`` of ``--frame`` objects x 5 features, < 2 s at 100,000;
 - ``Record.search`` over M records (top 20, and the full count), < 20 ms at 1M;
 
@@ -62,9 +63,12 @@ def bench_filter(n: int) -> None:
         }),
     ]  # fmt: skip
     for label, lookups in cases:
-        qs = ln.Artifact.filter(**lookups)
-        matches = qs.count()
-        seconds = median_seconds(qs.count, 11)
+        matches = ln.Artifact.filter(**lookups).count()
+
+        def count(lookups: dict[str, Any] = lookups) -> int:  # planning included
+            return ln.Artifact.filter(**lookups).count()
+
+        seconds = median_seconds(count, 11)
         report(f"count {label} ({matches:,} of {n:,})", seconds * 1e3, "ms", "< 50 ms")
 
 

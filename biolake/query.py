@@ -243,15 +243,18 @@ class QuerySet(Generic[T]):
 
     def count(self) -> int:
         """Number of matching rows, counted in the database."""
-        if self._terms and self._window == (None, None):
-            from biolake.feature_query import count_by_values
+        db = self.instance.db
+        try:
+            if self._terms and self._window == (None, None):
+                from biolake.feature_query import count_by_values
 
-            dialect = self.instance.db.dialect
-            stmt = count_by_values(self.model, self._where, self._terms, self._defaults(), dialect)
-            if stmt is not None:
-                return int(self._execute(stmt).scalar_one())
-        inner = self._statement(self.model.id).order_by(None).subquery()
-        return int(self._execute(select(func.count()).select_from(inner)).scalar_one())
+                stmt = count_by_values(self.model, self._where, self._terms, self._defaults(), db)
+                if stmt is not None:  # feature conditions only: counted from their indexes
+                    return int(db.session.execute(stmt).scalar_one())
+            inner = self._statement(self.model.id).order_by(None).subquery()
+            return int(db.session.execute(select(func.count()).select_from(inner)).scalar_one())
+        finally:
+            db.end_read()
 
     def exists(self) -> bool:
         return bool(self._execute(self._statement(self.model.id).limit(1)).first())
