@@ -61,6 +61,10 @@ VALUE_COLUMN = {
 }
 VALUE_COLUMNS = tuple(dict.fromkeys(VALUE_COLUMN.values()))
 INDEXED_COLUMNS = tuple(c for c in VALUE_COLUMNS if c != "value_json")
+# The hosts that filters leave out by default (in the trash). Each host table has a partial
+# index of their ids with exactly this condition, which a query must repeat word for word for
+# SQLite to use it. (An index of all visibilities would mislead SQLite: see registries.base.)
+TRASHED_HOSTS = "visibility <> 'default'"
 EMPTY_LIST_IDX = -1
 
 

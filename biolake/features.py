@@ -20,12 +20,13 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Index, Table, bindparam, delete, insert, inspect, select
+from sqlalchemy import Index, Table, bindparam, delete, insert, inspect, select, text
 
 from biolake.dtypes import Dtype, DtypeError, check_value
 from biolake.errors import InvalidArgument, ValidationError, did_you_mean, join_capped
 from biolake.feature_values import (
     EMPTY_LIST_IDX,
+    TRASHED_HOSTS,
     VALUE_COLUMNS,
     FeatureInfo,
     blank_row,
@@ -57,10 +58,16 @@ class HasFeatures:
         super().__init_subclass__(**kwargs)
         if "__tablename__" in cls.__dict__:
             cls._feature_values = value_table(cls.__dict__["__tablename__"])
-            # Counting by feature values skips the hosts in the trash through this index
-            # (see feature_query.count_by_values).
+            # Counting by feature values leaves out the hosts in the trash through this index
+            # of them alone (see feature_query.count_by_values).
             table: Any = cls.__dict__["__table__"]
-            Index(f"ix_{table.name}_visibility", table.c.visibility)
+            trashed = text(TRASHED_HOSTS)
+            Index(
+                f"ix_{table.name}_trashed",
+                table.c.id,
+                sqlite_where=trashed,
+                postgresql_where=trashed,
+            )
             HasFeatures._hosts.append(cls)
 
     @staticmethod

@@ -693,3 +693,25 @@ def test_a_get_miss_pickles_with_its_suggestion(instance: Any) -> None:
     assert str(copy) == "No Record matches name='P53mutnt1'. Did you mean 'P53mutant1'?"
     assert str(pickle.loads(pickle.dumps(copy))) == str(copy)
     assert ln.errors.ObjectDoesNotExist("a", "b").args == ("a", "b")
+
+
+def test_default_filter_keeps_the_selective_index(instance: Any) -> None:
+    """Every query carries visibility = 'default', which nearly every row has: no index may
+    make SQLite (which has no statistics) prefer it to a selective index. An index of all
+    visibilities did: 30 ms instead of 0.2 ms for a get by key at 200,000 artifacts."""
+    if not instance.db.is_sqlite:
+        pytest.skip("a SQLite planner rule; PostgreSQL plans from statistics")
+    transform = ln.Transform(key="plan.py").save()
+    queries = {
+        "ix_artifacts_key_latest": ln.Artifact.filter(key="a/b.txt"),
+        "ix_artifacts_hash": ln.Artifact.filter(hash="blake3:00"),
+        "ix_artifacts_run_id": ln.Artifact.filter(run_id=1),
+        "ix_runs_transform_id": ln.Run.filter(transform=transform),
+    }
+    for index, qs in queries.items():
+        compiled = qs._statement().compile(
+            instance.db.engine, compile_kwargs={"literal_binds": True}
+        )
+        with instance.db.engine.connect() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
+        assert f"USING INDEX {index}" in plan[0], plan

@@ -7,8 +7,11 @@ Create Date: 2026-11-26 23:45:00
 - ``ix_<host>_feature_values_<column>_by_host`` (host_id, feature_id, <column>) WHERE <column>
   IS NOT NULL, one per typed value column: the EXISTS probes of a filter with several feature
   conditions read one entry of this narrow index instead of the primary key plus the table row.
-- ``ix_<host>s_visibility``: ``count()`` by feature values skips the hosts in the trash
-  through it (``biolake.feature_query.count_by_values``).
+- ``ix_<host>s_trashed`` (id) WHERE visibility <> 'default': the ids of the hosts in the
+  trash, which ``count()`` by feature values leaves out (``biolake.feature_query.
+  count_by_values``). Not an index of every visibility: nearly all rows are "default", and
+  SQLite, without statistics, then preferred it to the key index (30 ms for a get by key at
+  200,000 artifacts instead of 0.2 ms).
 """
 
 from collections.abc import Sequence
@@ -23,6 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 # As of this revision (frozen: the live names may change later).
 HOSTS = ("artifact", "run")
+TRASHED = "visibility <> 'default'"
 COLUMNS = ("value_int", "value_float", "value_str", "value_date", "value_datetime", "record_id")
 
 
@@ -38,12 +42,19 @@ def upgrade() -> None:
                 sqlite_where=present,
                 postgresql_where=present,
             )
-        op.create_index(f"ix_{host}s_visibility", f"{host}s", ["visibility"])
+        trashed = sa.text(TRASHED)
+        op.create_index(
+            f"ix_{host}s_trashed",
+            f"{host}s",
+            ["id"],
+            sqlite_where=trashed,
+            postgresql_where=trashed,
+        )
 
 
 def downgrade() -> None:
     for host in HOSTS:
-        op.drop_index(f"ix_{host}s_visibility", table_name=f"{host}s")
+        op.drop_index(f"ix_{host}s_trashed", table_name=f"{host}s")
         table = f"{host}_feature_values"
         for column in COLUMNS:
             op.drop_index(f"ix_{table}_{column}_by_host", table_name=table)
