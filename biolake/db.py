@@ -10,6 +10,7 @@ a transaction that holds locks.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -19,12 +20,16 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     String,
+    TypeDecorator,
+    any_,
+    bindparam,
     case,
     cast,
     create_engine,
     event,
     func,
     literal,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -280,3 +285,42 @@ def integer_or_null(column: Any, dialect: str) -> ColumnElement[Any]:
     else:
         is_number = column.op("~", is_comparison=True)("^[0-9]+$")
     return case((is_number, cast(column, Integer)))
+
+
+# A bound IN list costs one parameter per value: PostgreSQL's protocol allows 65,535 per
+# statement and SQLite builds as few as 999 (32,766 by default). Up to this many values stay an
+# ordinary IN list (the planners see each value); longer lists travel as one parameter: a JSON
+# array read by json_each on SQLite, an array on PostgreSQL (``= ANY``, planned like IN).
+LONG_IN_LIST = 999
+
+
+def in_values(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """``column IN values`` for a list of any length."""
+    if len(values) <= LONG_IN_LIST:
+        return column.in_(list(values))
+    if dialect == "sqlite":
+        items = bindparam(None, list(values), type_=_JsonArray(column.type))
+        each = func.json_each(items).table_valued("value")
+        return column.in_(select(each.c.value))
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    array = cast(bindparam(None, list(values), type_=ARRAY(column.type)), ARRAY(column.type))
+    return column == any_(array)
+
+
+class _JsonArray(TypeDecorator[list[Any]]):
+    """A list bound as JSON text, each item first stored as ``item_type`` stores it (dates as
+    ISO text, booleans as 0/1), so json_each yields what the column holds."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, item_type: Any) -> None:
+        super().__init__()
+        self.item_type = item_type
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        store = self.item_type.dialect_impl(dialect).bind_processor(dialect)
+        items = [store(v) for v in value] if store else list(value)
+        # NaN is not JSON, and like NULL it equals nothing
+        return json.dumps([None if v != v else v for v in items])

@@ -98,3 +98,13 @@ def join_capped(names: Iterable[str], limit: int = 20) -> str:
     if len(shown) <= limit:
         return ", ".join(shown)
     return ", ".join(shown[:limit]) + f", … and {len(shown) - limit} more"
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to about ``limit`` characters, still quoted or bracketed as a whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str):
+        return repr(value[: limit - 5]) + "…"
+    return text[: limit - 4] + " …" + text[-1]

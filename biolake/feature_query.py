@@ -33,8 +33,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from biolake.db import in_values
 from biolake.dtypes import DtypeError, query_value
-from biolake.errors import InvalidArgument, did_you_mean
+from biolake.errors import InvalidArgument, did_you_mean, short_repr
 from biolake.feature_values import (
     EMPTY_LIST_IDX,
     INDEXED_COLUMNS,
@@ -82,7 +83,8 @@ def feature_condition(
     except DtypeError as exc:
         end = "" if str(exc).endswith(("?", ".")) else "."
         raise InvalidArgument(
-            f"Cannot filter by feature {info.name!r} ({info.dtype_str}) with {value!r}: {exc}{end}"
+            f"Cannot filter by feature {info.name!r} ({info.dtype_str}) with "
+            f"{short_repr(value)}: {exc}{end}"
         ) from None
     hosts = select(table.c.host_id).where(table.c.feature_id == info.id, inner)
     cond = entity.id.in_(hosts)
@@ -316,14 +318,15 @@ def _value_condition(instance: Any, table: Any, info: FeatureInfo, lookup: str, 
     if kind == "cat":
         return _category_condition(instance, table, info, lookup, value)
     col = table.c[info.column]
+    dialect = instance.db.dialect
     if lookup == "in":
-        return col.in_([_coerce(kind, v) for v in _as_list(value)])
+        return in_values(col, [_coerce(kind, v) for v in _as_list(value)], dialect)
     if lookup == "range":
         low, high = _as_pair(value)
         return col.between(_coerce(kind, low), _coerce(kind, high))
     if lookup in TEXT_LOOKUPS and not isinstance(value, str):
         raise DtypeError(f"`__{lookup}` takes a string")
-    return apply_lookup(col, lookup, _coerce(kind, value))
+    return apply_lookup(col, lookup, _coerce(kind, value), dialect)
 
 
 def _coerce(kind: str, value: Any) -> Any:
@@ -353,44 +356,53 @@ def _category_condition(
 ) -> Any:
     from biolake.registries.record import Record
 
-    values = _as_list(value) if lookup == "in" else [value]
+    dialect = instance.db.dialect
     if lookup in {"exact", "in"}:
-        ids = [_category_id(instance, info, v) for v in values]
-        return table.c.record_id.in_(ids)
+        values = _as_list(value) if lookup == "in" else [value]
+        return in_values(table.c.record_id, _category_ids(instance, info, values), dialect)
     if not isinstance(value, str | tuple | list):
         raise DtypeError(f"`__{lookup}` compares record names: pass a string")
     names = select(Record.id).where(
         Record.type_id == info.dtype.record_type_id,
-        _name_lookup(Record.name, lookup, value),
+        _name_lookup(Record.name, lookup, value, dialect),
     )
     return table.c.record_id.in_(names)
 
 
-def _name_lookup(col: Any, lookup: str, value: Any) -> Any:
+def _name_lookup(col: Any, lookup: str, value: Any, dialect: str) -> Any:
     if lookup == "range":
         low, high = _as_pair(value)
         return col.between(low, high)
-    return apply_lookup(col, lookup, value)
+    return apply_lookup(col, lookup, value, dialect)
 
 
-def _category_id(instance: Any, info: FeatureInfo, value: Any) -> int:
-    """The id of a category given by record or name; unknown names raise with suggestions."""
+def _category_ids(instance: Any, info: FeatureInfo, values: list[Any]) -> list[int]:
+    """The ids of categories given by records or names, in one query; an unknown name raises
+    with suggestions."""
     from biolake.registries.record import Record
 
     type_id = info.dtype.record_type_id
-    if isinstance(value, Record):
-        if value.id is None or value.type_id != type_id:
-            raise DtypeError(f"{value.name!r} is not a saved record of this type")
-        return value.id
-    if not isinstance(value, str):
-        raise DtypeError("expected a record name (str) or a Record")
-    stmt = select(Record.id).where(Record.type_id == type_id, Record.name == value)
-    found = read(instance, stmt)
-    if not found:
-        from biolake.features import category_hint
+    ids, names = [], []
+    for value in values:
+        if isinstance(value, Record):
+            if value.id is None or value.type_id != type_id:
+                raise DtypeError(f"{value.name!r} is not a saved record of this type")
+            ids.append(value.id)
+        elif isinstance(value, str):
+            names.append(value)
+        else:
+            raise DtypeError("expected a record name (str) or a Record")
+    if names:
+        name_in = in_values(Record.name, list(dict.fromkeys(names)), instance.db.dialect)
+        stmt = select(Record.name, Record.id).where(Record.type_id == type_id, name_in)
+        found = dict(read(instance, stmt))
+        unknown = next((name for name in names if name not in found), None)
+        if unknown is not None:
+            from biolake.features import category_hint
 
-        raise DtypeError(f"no category named {value!r}.{category_hint(value, type_id)}")
-    return int(found[0][0])
+            raise DtypeError(f"no category named {unknown!r}.{category_hint(unknown, type_id)}")
+        ids.extend(int(found[name]) for name in names)
+    return ids
 
 
 # --- dict -------------------------------------------------------------------------------------
@@ -415,7 +427,7 @@ def _dict_condition(
         lookup, value = "isnull", True
     if lookup not in {"in", "range"} and isinstance(value, list | tuple | set | dict):
         raise InvalidArgument(
-            f"Cannot compare a JSON value with {value!r}: use a number, string or bool "
+            f"Cannot compare a JSON value with {short_repr(value)}: use a number, string or bool "
             f"(or {info.name}__{'__'.join(path)}__in=[...])."
         )
     if lookup == "isnull":
@@ -426,5 +438,5 @@ def _dict_condition(
             )
         return entity.id.in_(select(table.c.host_id).where(table.c.feature_id == info.id, present))
     at_path = json_value(column, path, json_kind(value), dialect)
-    cond = apply_lookup(at_path, lookup, value)
+    cond = apply_lookup(at_path, lookup, value, dialect)
     return entity.id.in_(select(table.c.host_id).where(table.c.feature_id == info.id, cond))

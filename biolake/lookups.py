@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, ColumnElement, Integer, func, not_, select
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, aliased
 
+from biolake.db import in_values
 from biolake.dtypes import holds_nul
-from biolake.errors import InvalidArgument, did_you_mean
+from biolake.errors import InvalidArgument, did_you_mean, short_repr
 
 if TYPE_CHECKING:
     from biolake.registries.base import Registry
@@ -34,7 +35,7 @@ def _exact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return col.is_(None) if value is None else col == value
 
 
-def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+def _in(col: ColumnElement[Any], value: Any, dialect: str) -> ColumnElement[bool]:
     if _is_queryset(value):
         if not isinstance(getattr(col, "type", None), Integer):
             name = getattr(col, "key", "field")
@@ -45,14 +46,16 @@ def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         return col.in_(value._select_ids())
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         raise InvalidArgument(f"`__in` takes a list or a QuerySet, not {value!r}.")
-    return col.in_(list(value))
+    return in_values(col, list(value), dialect)
 
 
 def _range(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     try:
         low, high = value
     except (TypeError, ValueError):
-        raise InvalidArgument(f"`__range` takes a pair (low, high), not {value!r}.") from None
+        raise InvalidArgument(
+            f"`__range` takes a pair (low, high), not {short_repr(value)}."
+        ) from None
     return col.between(low, high)
 
 
@@ -62,7 +65,8 @@ def _text(value: Any, lookup: str) -> str:
     return value
 
 
-LOOKUPS: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
+# "in" alone also takes the dialect (see apply_lookup)
+LOOKUPS: dict[str, Callable[..., ColumnElement[bool]]] = {
     "exact": _exact,
     "iexact": lambda c, v: func.lower(c) == _text(v, "iexact").lower(),
     "contains": lambda c, v: c.contains(_text(v, "contains"), autoescape=True),
@@ -89,7 +93,11 @@ def split_lookup(parts: Sequence[str]) -> tuple[list[str], str]:
     return list(parts), "exact"
 
 
-def apply_lookup(col: ColumnElement[Any], lookup: str, value: Any) -> ColumnElement[bool]:
+def apply_lookup(
+    col: ColumnElement[Any], lookup: str, value: Any, dialect: str
+) -> ColumnElement[bool]:
+    if lookup == "in":
+        return _in(col, value, dialect)
     return LOOKUPS[lookup](col, value)
 
 
@@ -121,11 +129,11 @@ def condition(
         lookup = rest[0] if rest else "exact"
         _check_column_value(model, name, column, lookup, value)
         model._check_lookup_value(name, lookup, value)
-        return apply_lookup(column, lookup, value)
+        return apply_lookup(column, lookup, value, dialect)
     extra = model._resolve_extra(entity, parts, value, dialect)
     if extra is not None:
         return extra
-    raise InvalidArgument(model._unknown_name_message(name, f"{key}={value!r}"))
+    raise InvalidArgument(model._unknown_name_message(name, f"{key}={short_repr(value)}"))
 
 
 def check_no_nul(key: str, value: Any) -> None:
@@ -133,7 +141,7 @@ def check_no_nul(key: str, value: Any) -> None:
     query with a driver error: say so on both backends instead of "no rows" or that error."""
     if holds_nul(value):
         raise InvalidArgument(
-            f"{key}={value!r}: text to compare must not contain NUL characters (\\x00); "
+            f"{key}={short_repr(value)}: text to compare must not contain NUL characters (\\x00); "
             "no stored value holds one."
         )
 
@@ -196,7 +204,7 @@ def _relation_condition(
         return not_(related) if is_null else related
     if lookup == "in":
         ids = value if _is_queryset(value) else [_pk_of(v, rel) for v in value]
-        return _through(entity, rel, target, _in(target.id, ids))
+        return _through(entity, rel, target, _in(target.id, ids, dialect))
     if rel.direction is RelationshipDirection.MANYTOONE:
         fk = getattr(entity, _attr_key(rel.parent.class_, _local_fk(rel)))
         return fk == _pk_of(value, rel)
@@ -246,11 +254,12 @@ def _json_condition(column: Any, rest: list[str], value: Any, dialect: str) -> A
                 f"Filter a JSON field by key: {column.key}__<key>=value, "
                 f"e.g. {column.key}__learning_rate=0.01."
             )
-        return apply_lookup(column, "isnull", value)
+        return apply_lookup(column, "isnull", value, dialect)
     if lookup == "isnull":
         present = json_value(column, path, "any", dialect)
         return present.is_(None) if value else present.is_not(None)
-    return apply_lookup(json_value(column, path, json_kind(value), dialect), lookup, value)
+    at_path = json_value(column, path, json_kind(value), dialect)
+    return apply_lookup(at_path, lookup, value, dialect)
 
 
 def json_kind(value: Any) -> str:
@@ -265,5 +274,5 @@ def json_kind(value: Any) -> str:
     if isinstance(probe, str):
         return "text"
     raise InvalidArgument(
-        f"Cannot compare a JSON value with {value!r}: use a number, string or bool."
+        f"Cannot compare a JSON value with {short_repr(value)}: use a number, string or bool."
     )

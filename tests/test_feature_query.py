@@ -166,6 +166,50 @@ def test_exclude(lab: Lab, lookups: dict[str, Any], expected: list[str]) -> None
     assert lab.labels(lab.model.exclude(**lookups)) == expected
 
 
+IN_CASES = [c for c in CASES if any(k.endswith("__in") for k in c[0])] + [
+    ({"gc__in": [0.45, 7.0]}, ["h2"]),
+    ({"day__in": ["2025-10-31", dt.date(2024, 1, 1)]}, ["h1"]),
+    ({"at__in": [dt.datetime(2025, 1, 1, tzinfo=UTC)]}, ["h2"]),
+    ({"meta__assay__n__in": [3, 4]}, ["h1"]),
+    ({"sample__in": ["S2", "S2"]}, ["h2"]),
+]
+
+
+@pytest.mark.parametrize(("lookups", "expected"), IN_CASES, ids=[str(c[0]) for c in IN_CASES])
+def test_long_in_lists_travel_as_one_parameter(
+    lab: Lab, lookups: dict[str, Any], expected: list[str], monkeypatch
+) -> None:
+    """Past LONG_IN_LIST values an IN list is one JSON (SQLite) or array (PostgreSQL)
+    parameter: the same rows for every value type, here with the threshold at 0."""
+    import biolake.db
+
+    monkeypatch.setattr(biolake.db, "LONG_IN_LIST", 0)
+    assert lab.labels(lab.model.filter(**lookups)) == expected
+    assert lab.model.filter(**lookups).count() == len(expected)
+    assert lab.labels(lab.model.exclude(**lookups)) == sorted(set(lab.objects) - set(expected))
+
+
+def test_in_lists_past_the_parameter_limits(lab: Lab) -> None:
+    """70,000 values: more than PostgreSQL's 65,535 parameters per statement and SQLite's
+    default 32,766, for a field, a feature, a category (records and names) and a relation."""
+    many = list(range(10**8, 10**8 + 70_000))
+    ids = [obj.id for obj in lab.objects.values()]
+    assert lab.model.filter(id__in=many + ids[:2]).count() == 2
+    assert lab.labels(lab.model.filter(read_count__in=[*many, 500])) == ["h2"]
+    names = [str(i) for i in many]
+    assert lab.labels(lab.model.filter(cell_type__in=[*names, "B cell"])) == ["h2"]
+    assert lab.labels(lab.model.exclude(cell_type__in=[*names, "B cell"])) == ["h1", "h3", "h4"]
+    s1 = ln.Record.get(name="S1")
+    assert lab.labels(lab.model.filter(sample__in=[s1] * 70_000)) == ["h1"]
+    sample = ln.Record.get(name="Sample")
+    assert ln.Record.filter(type__in=[sample] * 70_000).count() == 2
+
+
+def test_unknown_category_in_a_long_list_is_named(lab: Lab) -> None:
+    with pytest.raises(InvalidArgument, match="no category named 'S11'. Did you mean 'S1'"):
+        lab.model.filter(sample__in=["S1"] * 2_000 + ["S11"]).count()
+
+
 def test_filter_by_record_and_get(lab: Lab) -> None:
     s1 = ln.Record.get(name="S1")
     assert lab.labels(lab.model.filter(sample=s1)) == ["h1"]

@@ -25,6 +25,7 @@ from biolake.errors import (
     ObjectDoesNotExist,
     ValidationError,
     did_you_mean,
+    short_repr,
 )
 from biolake.schema.base import Base, UTCDateTime, utcnow
 
@@ -303,18 +304,8 @@ class Registry(Base):
                 continue
             if isinstance(value, dt.datetime):
                 value = value.isoformat(timespec="seconds")
-            parts.append(f"{name}={_short_repr(value)}")
+            parts.append(f"{name}={short_repr(value)}")
         return f"{type(self).__name__}({', '.join(parts)})"
-
-
-def _short_repr(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to about ``limit`` characters, still quoted or bracketed as a whole."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    if isinstance(value, str):
-        return repr(value[: limit - 5]) + "…"
-    return text[: limit - 4] + " …" + text[-1]
 
 
 class CreatedBy:
