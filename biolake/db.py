@@ -183,8 +183,11 @@ class Database:
             if session.in_transaction():
                 try:  # end a read transaction (flushing what was changed outside write())
                     session.commit()
-                except BaseException:
+                except SAIntegrityError as exc:
                     self._rollback()  # else the session refuses all work until rolled back
+                    raise integrity_error(exc) from exc
+                except BaseException:
+                    self._rollback()
                     raise
             conn = session.connection()
             if self.is_sqlite:

@@ -135,11 +135,18 @@ def check_value(dtype: Dtype, value: Any) -> list[Any]:
         if not isinstance(value, list | tuple):
             raise DtypeError(f"expected a list of {dtype.kind}")
         if len(value) > MAX_LIST_LENGTH:
-            raise DtypeError(f"lists hold at most {MAX_LIST_LENGTH} values, got {len(value)}")
+            raise DtypeError(f"lists hold at most {MAX_LIST_LENGTH} values, this one {len(value)}")
         if any(v is None for v in value):
             raise DtypeError("list elements cannot be None")
-        return [check_scalar(dtype.kind, v) for v in value]
+        return [_check_element(dtype.kind, i, v) for i, v in enumerate(value)]
     return [check_scalar(dtype.kind, value)]
+
+
+def _check_element(kind: str, index: int, value: Any) -> Any:
+    try:
+        return check_scalar(kind, value)
+    except DtypeError as exc:
+        raise DtypeError(f"element {index} ({value!r}): {exc}") from None
 
 
 def check_scalar(kind: str, value: Any) -> Any:
@@ -279,7 +286,7 @@ def _check_json(value: Any, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise DtypeError(f"dict keys must be str, got {key!r}")
+                raise DtypeError(f"dict keys must be str, not {key!r}")
             check_text(key)
             _check_json(item, depth + 1)
     elif isinstance(value, list):
@@ -323,6 +330,14 @@ _CHECKS = {
 }
 
 
+def check_int64(value: int) -> int:
+    """Integers are stored in 64 bits; a larger one in a query is a mistake, not a driver
+    error."""
+    if not INT64[0] <= value <= INT64[1]:
+        raise DtypeError(f"{value} is outside the 64-bit integer range (-2**63 .. 2**63 - 1)")
+    return value
+
+
 def query_value(kind: str, value: Any) -> Any:
     """``value`` as compared in a filter: like :func:`check_scalar`, with numbers mixed freely.
 
@@ -331,7 +346,7 @@ def query_value(kind: str, value: Any) -> Any:
     """
     if kind in {"int", "float"} and not _is_bool(value):
         if isinstance(value, numbers.Integral):
-            return int(value)
+            return check_int64(int(value))
         if isinstance(value, numbers.Real):
             if math.isnan(value):
                 raise DtypeError("cannot compare with NaN")

@@ -15,7 +15,7 @@ from sqlalchemy import JSON, ColumnElement, Integer, func, not_, select
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, aliased
 
 from biolake.db import in_values
-from biolake.dtypes import holds_nul
+from biolake.dtypes import DtypeError, check_int64, holds_nul
 from biolake.errors import InvalidArgument, did_you_mean, short_repr
 
 if TYPE_CHECKING:
@@ -109,6 +109,8 @@ def condition(
 ) -> Any:
     """The SQL condition for one ``key=value`` lookup on ``model`` (or an alias of it)."""
     check_no_nul(key, value)
+    if key.endswith("__isnull") and not isinstance(value, bool):
+        raise InvalidArgument(f"{key} takes True or False, not {short_repr(value)}.")
     entity = model if entity is None else entity
     parts = key.split("__")
     name, rest = parts[0], parts[1:]
@@ -128,6 +130,8 @@ def condition(
             )
         lookup = rest[0] if rest else "exact"
         _check_column_value(model, name, column, lookup, value)
+        if name == "visibility":
+            _check_visibility(lookup, value)
         model._check_lookup_value(name, lookup, value)
         return apply_lookup(column, lookup, value, dialect)
     extra = model._resolve_extra(entity, parts, value, dialect)
@@ -163,6 +167,28 @@ def _check_column_value(
         raise InvalidArgument(
             f"{model.__name__}.{name} holds numbers: compare it with a number, not {value!r}."
         )
+    if python_type is int and isinstance(value, int):
+        try:
+            check_int64(value)
+        except DtypeError as exc:
+            raise InvalidArgument(f"{model.__name__}.{name}: {exc}.") from None
+
+
+VISIBILITIES = ("default", "trash")
+
+
+def _check_visibility(lookup: str, value: Any) -> None:
+    """Rows are "default" or "trash": any other value would silently match nothing."""
+    if lookup not in ("exact", "in"):
+        return
+    many = lookup == "in" and not isinstance(value, str) and hasattr(value, "__iter__")
+    for item in list(value) if many else [value]:
+        if item not in VISIBILITIES:
+            raise InvalidArgument(
+                f"visibility is 'default' or 'trash', not {short_repr(item)}: e.g. "
+                "filter(visibility='trash') lists the trash, "
+                "visibility__in=['default', 'trash'] everything."
+            )
 
 
 def _pk_of(value: Any, rel: RelationshipProperty[Any] | None = None) -> Any:

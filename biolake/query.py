@@ -292,8 +292,14 @@ class QuerySet(Generic[T]):
         except self.model.DoesNotExist:
             return None
 
-    def get(self, uid: str | None = None, /, **lookups: Any) -> T:
-        """Exactly one row by uid, uid prefix or lookups (see ``Registry.get``)."""
+    def get(self, uid: str | int | None = None, /, **lookups: Any) -> T:
+        """Exactly one row by uid, uid prefix, id or lookups (see ``Registry.get``)."""
+        if isinstance(uid, int) and not isinstance(uid, bool):
+            uid, lookups = None, {"id": uid, **lookups}
+        elif uid is not None and not isinstance(uid, str):
+            raise InvalidArgument(
+                f"{self.model.__name__}.get() takes a uid (str) or an id (int), not {uid!r}."
+            )
         if uid is None and lookups and self._is_unfiltered():
             found = self._get_by_fields(lookups)
             if found is not None:

@@ -178,6 +178,7 @@ def _register(
     new = [a for a in artifacts if a.id is None]
     _lock_keys(instance, session, {a.key or "" for a in new})
     latest = _latest_by_key(session, new, stored)
+    trashed_stems = _trashed_stems(session, new, latest)
     storage_id = instance.storage_id
     pending: list[Artifact] = []  # inserted together at the end
     pending_versions: dict[str, list[str]] = {}  # stem -> versions not yet inserted
@@ -202,7 +203,8 @@ def _register(
             storage_key=obj.key,
             storage_id=storage_id,
         )
-        _assign_version(session, artifact, current, pending_versions)
+        stem = trashed_stems.pop(artifact.key, None) if current is None else None
+        _assign_version(session, artifact, current, pending_versions, stem)
         artifact._before_save(instance)
         _link_run(artifact)
         pending.append(artifact)
@@ -227,19 +229,24 @@ def _assign_version(
     artifact: Artifact,
     current: Artifact | None,
     pending_versions: dict[str, list[str]],
+    trashed_stem: str | None = None,
 ) -> None:
-    """Give ``artifact`` its stem, version and uid, and make it the latest of its stem."""
+    """Give ``artifact`` its stem, version and uid, and make it the latest of its stem: the
+    stem of ``current`` (the latest live version of its key), else ``trashed_stem`` (the key's
+    versions are all in the trash), else a new one."""
     from biolake.registries.artifact import STEM_LENGTH, VERSION_SUFFIX_LENGTH
 
     state = vars(artifact)  # transient until insert_new: written directly (see _register)
-    if current is None:
+    stem = current.stem if current is not None else trashed_stem
+    if stem is None:
         stem, version = new_uid(STEM_LENGTH), state.get("version") or "1"
     else:
-        stem, version = current.stem, state.get("version")
+        version = state.get("version")
         taken = pending_versions.get(stem, [])
         if version is not None:
             _check_version_free(session, artifact, stem, taken)
         version = version or _next_version(session, stem, taken)
+    if current is not None:
         current.is_latest = False
         if current.id is not None:
             session.flush()  # the old latest stops being latest before the new one is inserted
@@ -272,6 +279,28 @@ def _latest_by_key(
         for row in session.scalars(_latest_statement("hash"), {"values": chunk}):
             found[(None, row.hash)] = row
     return found
+
+
+def _trashed_stems(
+    session: Session,
+    artifacts: list[Artifact],
+    latest: dict[tuple[str | None, str | None], Artifact],
+) -> dict[str, str]:
+    """Key -> stem of its newest version, for keys without a live latest version but with
+    versions in the trash. A new save continues that stem, so version numbers go on and a
+    restored old version never makes a second latest under one key."""
+    from biolake.registries.artifact import Artifact
+
+    keys = sorted({a.key for a in artifacts if a.key is not None and (a.key, None) not in latest})
+    stems: dict[str, str] = {}
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(Artifact.key, Artifact.stem)
+            .where(Artifact.key.in_(chunk), Artifact.visibility != "default")
+            .order_by(Artifact.id)
+        )
+        stems.update((str(key), stem) for key, stem in rows)  # the newest last: it wins
+    return stems
 
 
 @functools.cache

@@ -633,6 +633,9 @@ def test_artifact_of_a_run_records_its_transform(instance, tmp_path: Path) -> No
     with pytest.raises(InvalidArgument, match=r"run\.save\(\) first"):
         ln.Artifact(write(tmp_path / "p.csv", "a\n2\n"), key="p.csv", run=unsaved).save()
     assert ln.Artifact.filter(key="p.csv").count() == 0
+    for wrong in ["run-1", transform]:
+        with pytest.raises(InvalidArgument, match=r"run= takes an ln\.Run"):
+            ln.Artifact(tmp_path / "p.csv", key="p.csv", run=wrong)
 
 
 def test_suffix_without_a_dot_raises_instead_of_matching_nothing(instance, tmp_path: Path) -> None:
@@ -672,3 +675,41 @@ def test_description_with_nul_is_refused_and_nothing_is_stored(
     assert stored_files(instance) == []
     artifact.description = "good"  # fixed, the same object saves
     assert artifact.save().load() == "1"
+
+
+def test_new_save_under_a_trashed_key_continues_its_versions(instance, tmp_path: Path) -> None:
+    """All versions of a key in the trash: new content continues the stem (version 3, not a
+    second "1"), and restoring an old version never makes two latest versions of one key."""
+    path = write(tmp_path / "r.txt", "1")
+    v1 = ln.Artifact(path, key="r.txt").save()
+    write(path, "2")
+    v2 = ln.Artifact(path, key="r.txt").save()
+    v2.delete()
+    v1.delete()
+    write(path, "1")  # the same content as the trashed v1: still a new version
+    v3 = ln.Artifact(path, key="r.txt").save()
+    assert (v3.stem, v3.version, v3.is_latest) == (v1.stem, "3", True)
+    v1.restore()
+    v2.restore()
+    assert ln.Artifact.get(key="r.txt") == v3
+    assert ln.Artifact.filter(key="r.txt", is_latest=True).to_list() == [v3]
+    assert sorted(a.version for a in v3.versions) == ["1", "2", "3"]
+
+
+def test_delete_and_restore_say_when_nothing_can_happen(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "x")
+    unsaved = ln.Artifact(path, key="x.txt")
+    with pytest.raises(InvalidArgument, match=r"Cannot delete an unsaved Artifact: call \.save"):
+        unsaved.delete()
+    artifact = unsaved.save()
+    artifact.delete(permanent=True)
+    with pytest.raises(ln.errors.ObjectDoesNotExist, match="deleted permanently"):
+        artifact.restore()
+    with pytest.raises(ln.errors.ObjectDoesNotExist, match="deleted permanently"):
+        artifact.delete()
+    record = ln.Record(name="gone").save()
+    record.delete(permanent=True)
+    with pytest.raises(ln.errors.ObjectDoesNotExist, match="Cannot restore Record"):
+        record.restore()
+    with pytest.raises(InvalidArgument, match="unsaved Record"):
+        ln.Record(name="new").delete()

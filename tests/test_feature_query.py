@@ -251,6 +251,10 @@ def test_features_mix_with_fields_and_relations(instance) -> None:
         ({"sample": "s1"}, "Did you mean 'S1'"),
         ({"sample": 3}, "expected a record name"),
         ({"cell_type__startswith": 3}, "takes a string"),
+        ({"read_count__gt": 10**20}, "outside the 64-bit integer range"),
+        ({"read_count__isnull": "no"}, "takes True or False"),
+        ({"gc__lt": -(2**64)}, "outside the 64-bit integer range"),
+        ({"id__gt": 10**20}, r"\.id: 100000000000000000000 is outside the 64-bit integer range"),
     ],
 )
 def test_bad_filters_raise(lab: Lab, lookups: dict[str, Any], message: str) -> None:

@@ -364,6 +364,11 @@ BAD_LOOKUPS: list[tuple[type[Any], dict[str, Any], str]] = [
     (ln.User, {"handle__contains": 3}, "string"),
     (ln.Run, {"params": 1}, "params__learning_rate"),
     (ln.Run, {"params__lr": {"a": 1}}, "number, string or bool"),
+    (ln.User, {"visibility": "bin"}, "visibility is 'default' or 'trash', not 'bin'"),
+    (ln.Artifact, {"visibility__in": ["trash", None]}, "'default' or 'trash', not None"),
+    (ln.Run, {"id__lt": 2**63}, "outside the 64-bit integer range"),
+    (ln.User, {"name__isnull": "yes"}, "name__isnull takes True or False, not 'yes'"),
+    (ln.Run, {"params__lr__isnull": 1}, "takes True or False"),
 ]
 
 
@@ -715,3 +720,13 @@ def test_default_filter_keeps_the_selective_index(instance: Any) -> None:
         with instance.db.engine.connect() as conn:
             plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
         assert f"USING INDEX {index}" in plan[0], plan
+
+
+def test_get_by_id(instance) -> None:
+    alice = ln.User(handle="alice-by-id").save()
+    assert ln.User.get(alice.id) == alice
+    assert ln.User.filter(handle__startswith="alice").get(alice.id) == alice
+    with pytest.raises(ln.User.DoesNotExist):
+        ln.User.get(10**9)
+    with pytest.raises(InvalidArgument, match=r"takes a uid \(str\) or an id \(int\)"):
+        ln.User.get(1.5)

@@ -223,3 +223,20 @@ def test_describe_shows_parents_and_children(sample_type) -> None:
     assert "Parents and children" not in (sample_type.describe(return_str=True) or "")
     unsaved = ln.Record(name="new", type=sample_type)
     assert "Parents and children" not in (unsaved.describe(return_str=True) or "")
+
+
+def test_renaming_onto_an_existing_name_is_refused_cleanly(instance) -> None:
+    """The rename is flushed when the next write starts: biolake's IntegrityError, the old
+    name kept, and the session still usable."""
+    from biolake.errors import IntegrityError
+
+    cell_line = ln.Record(name="CellLine", is_type=True).save()
+    ln.Record(name="HEK293", type=cell_line).save()
+    hela = ln.Record(name="HeLa", type=cell_line).save()
+    hela.name = "HEK293"
+    with pytest.raises(IntegrityError, match="same unique value exists already"):
+        hela.save()
+    assert ln.Record.get(hela.id).name == "HeLa"
+    assert ln.Record.filter(type=cell_line).count() == 2
+    ln.Record(name="A549", type=cell_line).save()
+    assert ln.Record.filter(type=cell_line).count() == 3

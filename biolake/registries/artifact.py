@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biolake.errors import InvalidArgument, ValidationError
+from biolake.errors import InvalidArgument, ValidationError, short_repr
 from biolake.features import HasFeatures
 from biolake.keys import validate_key
 from biolake.registries.base import CreatedBy, Registry
@@ -115,6 +115,8 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         suffix = _storable_suffix(source)
         if key is not None:
             _check_key_suffix(validate_key(key), suffix, os.path.basename(source))
+        if run is not None:
+            _check_run(run)
         fields: dict[str, Any] = {"suffix": suffix, "kind": "folder" if is_dir else "file"}
         # Only what is set: each argument is an attribute event (a relationship's is costly),
         # and ln.save() of 10,000 files builds 10,000 artifacts.
@@ -275,10 +277,10 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         return cls.uid.startswith(uid, autoescape=True)
 
     @classmethod
-    def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
+    def get(cls, uid: str | int | None = None, /, **lookups: Any) -> Self:
         """One artifact: ``get(key=...)`` is the latest version under the key, ``get(uid)``
-        that exact version, ``get(stem)`` the latest version of the stem."""
-        if uid is not None and not uid.isalnum():
+        that exact version, ``get(stem)`` the latest version of the stem, ``get(id)`` by id."""
+        if isinstance(uid, str) and not uid.isalnum():
             raise InvalidArgument(
                 f"{uid!r} is not a uid (uids are letters and digits): to get an artifact by "
                 f"key, use ln.Artifact.get(key={uid!r})."
@@ -345,14 +347,25 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         the row and the stored bytes unless another artifact shares them."""
         from biolake.versioning import delete_artifact
 
+        self._check_stored("delete")
         delete_artifact(self, permanent=permanent)
 
     def restore(self) -> Self:
         """Bring a trashed artifact back; it becomes latest again if it is the newest version."""
         from biolake.versioning import restore_artifact
 
+        self._check_stored("restore")
         restore_artifact(self)
         return self
+
+
+def _check_run(run: Any) -> None:
+    from biolake.registries.run import Run
+
+    if not isinstance(run, Run):
+        raise InvalidArgument(
+            f"run= takes an ln.Run (e.g. the one ln.track() returns), not {short_repr(run)}."
+        )
 
 
 def _check_key_suffix(key: str, suffix: str, what: str) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import (
 
 from biolake.dtypes import holds_nul
 from biolake.errors import (
+    InvalidArgument,
     MultipleResultsFound,
     ObjectDoesNotExist,
     ValidationError,
@@ -110,8 +111,8 @@ class Registry(Base):
         return cls.objects().exclude(**lookups)
 
     @classmethod
-    def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
-        """Exactly one row, by uid (or a unique uid prefix) or by lookups.
+    def get(cls, uid: str | int | None = None, /, **lookups: Any) -> Self:
+        """Exactly one row, by uid (or a unique uid prefix), by id (an int) or by lookups.
 
         Example: ``ln.User.get(handle="alice")``. Raises ``DoesNotExist`` or
         ``MultipleResultsFound`` with the filter in the message.
@@ -261,6 +262,7 @@ class Registry(Base):
 
     def delete(self, permanent: bool = False) -> None:
         """Move the row to the trash, or remove it for good with ``permanent=True``."""
+        self._check_stored("delete")
         instance = self._instance
         with instance.db.write() as session:
             if permanent:
@@ -271,10 +273,25 @@ class Registry(Base):
 
     def restore(self) -> Self:
         """Bring a trashed row back."""
+        self._check_stored("restore")
         with self._instance.db.write() as session:
             self.visibility = "default"
             session.flush()
         return self
+
+    def _check_stored(self, action: str) -> None:
+        """Deleting or restoring an unsaved or permanently deleted row would silently do
+        nothing: say so instead."""
+        name = type(self).__name__
+        state = sa_inspect(self)
+        if state.was_deleted:
+            uid = state.dict.get("uid", "")
+            raise ObjectDoesNotExist(
+                f"Cannot {action} {name} {uid}: it was deleted permanently (only a row in the "
+                "trash can be restored)."
+            )
+        if self.id is None:
+            raise InvalidArgument(f"Cannot {action} an unsaved {name}: call .save() first.")
 
     # --- display -------------------------------------------------------------------------------
 
