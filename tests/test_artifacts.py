@@ -713,3 +713,43 @@ def test_delete_and_restore_say_when_nothing_can_happen(instance, tmp_path: Path
         record.restore()
     with pytest.raises(InvalidArgument, match="unsaved Record"):
         ln.Record(name="new").delete()
+
+
+def test_saved_artifact_keeps_its_content_fields(instance, tmp_path: Path) -> None:
+    """Refused when set, so nothing can flush them later; the description may change."""
+    artifact = ln.Artifact(write(tmp_path / "x.txt", "x"), key="x.txt").save()
+    for field, value in [("hash", "blake3:00"), ("size", 99), ("version", "9"), ("uid", "x" * 20)]:
+        with pytest.raises(ValidationError, match=f"Artifact.{field} is set by biolake"):
+            setattr(artifact, field, value)
+    with pytest.raises(ValidationError, match="has a '..' segment"):
+        artifact.key = "../evil.txt"
+    with pytest.raises(ValidationError, match="ends in '.csv'"):
+        artifact.key = "x.csv"
+    with pytest.raises(ValidationError, match="cannot be removed"):
+        artifact.key = None
+    artifact.size = 1  # the same value: fine
+    artifact.description = "edited"
+    artifact.save()
+    ln.Artifact(write(tmp_path / "y.txt", "y"), key="y.txt").save()
+    stored = ln.Artifact.get(key="x.txt")
+    assert (stored.description, stored.hash, stored.version) == ("edited", artifact.hash, "1")
+
+
+def test_rename_moves_every_version(instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", "1")
+    v1 = ln.Artifact(path, key="old/x.txt").save()
+    v2 = ln.Artifact(write(path, "2"), key="old/x.txt").save()
+    other = ln.Artifact(write(tmp_path / "o.txt", "o"), key="other.txt").save()
+    v1.key = "new/x.txt"  # renaming any version renames the key of all
+    v1.save()
+    assert ln.Artifact.get(key="new/x.txt") == v2
+    assert sorted(a.version for a in ln.Artifact.filter(key="new/x.txt")) == ["1", "2"]
+    assert ln.Artifact.filter(key="old/x.txt").count() == 0
+    assert v2.key == "new/x.txt"
+    v2.key = "other.txt"  # another artifact's key: refused, nothing renamed
+    with pytest.raises(ValidationError, match=f"Cannot rename to 'other.txt': artifact {other.uid}"):
+        v2.save()
+    assert v2.key == "new/x.txt"
+    ln.Artifact(write(tmp_path / "z.txt", "z"), key="z.txt").save()  # flushes nothing stale
+    assert ln.Artifact.filter(key="new/x.txt").count() == 2
+    assert ln.Artifact.filter(key="other.txt").to_list() == [other]

@@ -240,3 +240,22 @@ def test_renaming_onto_an_existing_name_is_refused_cleanly(instance) -> None:
     assert ln.Record.filter(type=cell_line).count() == 2
     ln.Record(name="A549", type=cell_line).save()
     assert ln.Record.filter(type=cell_line).count() == 3
+
+
+def test_edits_follow_the_rules_of_new_records(instance) -> None:
+    """Checked when set: a bad edit never reaches the database, even through a later write."""
+    cell_line = ln.Record(name="CellLine", is_type=True).save()
+    hela = ln.Record(name="HeLa", type=cell_line).save()
+    plain = ln.Record(name="plain").save()
+    with pytest.raises(ValidationError, match="non-empty name"):
+        hela.name = " "
+    with pytest.raises(ValidationError, match="'plain' is not a type"):
+        hela.type = plain
+    with pytest.raises(ValidationError, match="own type"):
+        cell_line.type = cell_line
+    ln.Record(name="A549", type=cell_line).save()  # a later write flushes nothing bad
+    stored = ln.Record.get(name="HeLa")
+    assert (stored.name, stored.type) == ("HeLa", cell_line)
+    hela.name = "HeLa S3"
+    hela.save()
+    assert ln.Record.get(name="HeLa S3", type=cell_line) == hela

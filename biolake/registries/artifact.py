@@ -19,9 +19,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from biolake.errors import InvalidArgument, ValidationError, short_repr
 from biolake.features import HasFeatures
@@ -130,6 +132,20 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             self.version = version
         self._source: str | None = source
         self._cleanup: Path | None = None  # a temp file we wrote (DataFrame, AnnData)
+
+    @validates("key", "hash", "size", "n_files", "suffix", "kind", "uid", "stem", "version")
+    def _fixed_once_saved(self, name: str, value: Any) -> Any:
+        """What identifies stored content never changes on a saved artifact: refused when set,
+        so the next write cannot flush it either."""
+        state = sa_inspect(self)
+        if state.key is None or state.dict.get(name) == value:  # not saved yet, or no change
+            return value
+        if name == "key":  # a rename: save() renames every version (see _rename_versions)
+            if value is None:
+                raise ValidationError("A saved artifact's key cannot be removed (set to None).")
+            _check_key_suffix(validate_key(value), self.suffix, f"{self.key} (the stored file)")
+            return value
+        raise ValidationError(f"Artifact.{name} is set by biolake when saving; it cannot change.")
 
     # --- constructors from objects -------------------------------------------------------------
 
@@ -253,11 +269,39 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         Same key and same content as the latest version: returns that existing artifact.
         Same key, new content: a new version. See ``docs/artifacts.md``.
         """
-        if self.id is not None:
-            return super().save()  # metadata change of a saved artifact
+        if self.id is not None:  # an edit of a saved artifact
+            if sa_inspect(self).attrs.key.history.has_changes():
+                self._rename_versions()
+            return super().save()
         from biolake.versioning import save_artifacts
 
         return save_artifacts(self._instance, [self])[0]
+
+    def _rename_versions(self) -> None:
+        """A new key for every version of this one, so versions keep sharing a key and
+        ``get(key=...)`` finds the latest; a key used by other artifacts is refused."""
+        from sqlalchemy import update
+
+        cls = type(self)
+        new_key, stem = self.key, self.stem
+        # Dropped from the pending changes (write() would commit it first); set below instead.
+        self._instance.db.session.expire(self, ["key"])
+        with self._instance.db.write() as session:
+            taken = session.scalars(
+                select(cls.uid).where(cls.key == new_key, cls.stem != stem).limit(1)
+            ).first()
+            if taken is not None:
+                raise ValidationError(
+                    f"Cannot rename to {new_key!r}: artifact {taken} has that key. Save this "
+                    "content as a new version of it instead: ln.Artifact(artifact.cache(), "
+                    f"key={new_key!r}).save()."
+                )
+            session.execute(
+                update(cls)
+                .where(cls.stem == stem)
+                .values(key=new_key)
+                .execution_options(synchronize_session="fetch")
+            )
 
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from biolake.errors import ValidationError
 from biolake.registries.base import CreatedBy, Registry
@@ -88,10 +88,20 @@ class Record(Searchable, CreatedBy, Registry):
         is_type: bool = False,
         description: str | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise ValidationError(f"A record needs a non-empty name, got {name!r}.")
-        _check_type(name, type)
+        # name, then type: each checked by _check_edit
         super().__init__(name=name, type=type, is_type=is_type, description=description)
+
+    @validates("name", "type")
+    def _check_edit(self, field: str, value: Any) -> Any:
+        """A renamed or retyped record follows the rules of a new one, checked when set (a
+        later write would flush the change even without save())."""
+        if field == "name":
+            _check_name(value)
+        else:
+            _check_type(self.name, value)
+            if value is self:
+                raise ValidationError(f"Record {self.name!r} cannot be its own type.")
+        return value
 
     # --- saving --------------------------------------------------------------------------------
 
@@ -176,6 +186,11 @@ class Record(Searchable, CreatedBy, Registry):
 # One (name, type) pair per instance; records without a type share the key 0 (NULLs would
 # never collide in a plain unique constraint).
 Index("uq_records_name_type", Record.name, func.coalesce(Record.type_id, 0), unique=True)
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(f"A record needs a non-empty name, got {name!r}.")
 
 
 def _check_type(name: str, type_: Any) -> None:
