@@ -230,8 +230,12 @@ def _collect(result: dict[str, tuple[str, Any]], info: FeatureInfo, idx: int, va
 
 
 def _names(features: Iterable[Any]) -> list[str]:
+    """Names from features and names, also given as one list: f("a", "b") or f(["a", "b"])."""
     from biolake.registries.feature import Feature
 
+    features = list(features)
+    if len(features) == 1 and isinstance(features[0], list | tuple | set):
+        features = list(features[0])
     names = []
     for feature in features:
         if isinstance(feature, Feature):

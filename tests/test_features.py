@@ -298,6 +298,9 @@ def test_remove_values(host: Host) -> None:
     assert describe_features(obj) == []
     with pytest.raises(InvalidArgument):
         obj.features.remove_values()
+    obj.features.add_values({"x": 3, "y": 4})
+    obj.features.remove_values(["x", "y"])  # also as one list
+    assert obj.features.get_values() == {}
 
 
 def test_runs_carry_features(instance) -> None:

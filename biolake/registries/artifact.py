@@ -116,7 +116,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             ) from None
         suffix = _storable_suffix(source)
         if key is not None:
-            _check_key_suffix(validate_key(key), suffix, os.path.basename(source))
+            _check_key_suffix(validate_key(key), suffix, repr(os.path.basename(source)))
         if run is not None:
             _check_run(run)
         fields: dict[str, Any] = {"suffix": suffix, "kind": "folder" if is_dir else "file"}
@@ -143,7 +143,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         if name == "key":  # a rename: save() renames every version (see _rename_versions)
             if value is None:
                 raise ValidationError("A saved artifact's key cannot be removed (set to None).")
-            _check_key_suffix(validate_key(value), self.suffix, f"{self.key} (the stored file)")
+            _check_key_suffix(validate_key(value), self.suffix, "the stored file")
             return value
         raise ValidationError(f"Artifact.{name} is set by biolake when saving; it cannot change.")
 
@@ -238,7 +238,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     ) -> Self:
         from biolake.setup import current_instance
 
-        if key is not None:
+        if key is not None:  # any suffix: the seed saves a DataFrame under "processed/x.csv"
             validate_key(key)
         staging = current_instance().root / ".biolake" / "staging"
         staging.mkdir(parents=True, exist_ok=True)
@@ -419,7 +419,7 @@ def _check_key_suffix(key: str, suffix: str, what: str) -> None:
     key_suffix = suffix_of(key)
     if key_suffix and suffix and key_suffix.lower() != suffix.lower():
         raise ValidationError(
-            f"The key {key!r} ends in {key_suffix!r} but {what!r} is {suffix!r}: use a key "
+            f"The key {key!r} ends in {key_suffix!r} but {what} is {suffix!r}: use a key "
             f"ending in {suffix!r} (e.g. {key[: -len(key_suffix)] + suffix!r}), so that the key "
             "says what the data is."
         )
