@@ -250,6 +250,7 @@ class QuerySet(Generic[T]):
 
                 stmt = count_by_values(self.model, self._where, self._terms, self._defaults(), db)
                 if stmt is not None:  # feature conditions only: counted from their indexes
+                    db.roomy_hashes()
                     return int(db.session.execute(stmt).scalar_one())
             inner = self._statement(self.model.id).order_by(None).subquery()
             return int(db.session.execute(select(func.count()).select_from(inner)).scalar_one())
