@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import numbers
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Float,
+    Integer,
+    Numeric,
     String,
+    Text,
     TypeDecorator,
     any_,
     bindparam,
@@ -37,7 +43,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from biolake.errors import InstanceError, IntegrityError
+from biolake.errors import InstanceError, IntegrityError, InvalidArgument
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 HASH_WORK_MEM = "64MB"
@@ -302,24 +308,56 @@ def integer_or_null(column: Any, dialect: str) -> ColumnElement[Any]:
 
 
 # A bound IN list costs one parameter per value: PostgreSQL's protocol allows 65,535 per
-# statement and SQLite builds as few as 999 (32,766 by default). Up to this many values stay an
-# ordinary IN list (the planners see each value); longer lists travel as one parameter: a JSON
-# array read by json_each on SQLite, an array on PostgreSQL (``= ANY``, planned like IN).
-LONG_IN_LIST = 999
+# statement and SQLite builds as few as 999 (32,766 by default), and SQLite's count() binds its
+# statement twice (see feature_query.count_by_values). Up to this many values stay an ordinary
+# IN list; longer lists travel as one parameter: a JSON array read by json_each on SQLite, an
+# array on PostgreSQL (``= ANY``, planned like IN).
+LONG_IN_LIST = 100
 
 
 def in_values(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
     """``column IN values`` for a list of any length."""
     if len(values) <= LONG_IN_LIST:
         return column.in_(list(values))
+    item_type, items = _array_items(column, values)
     if dialect == "sqlite":
-        items = bindparam(None, list(values), type_=_JsonArray(column.type))
-        each = func.json_each(items).table_valued("value")
-        return column.in_(select(each.c.value))
+        each = func.json_each(bindparam(None, items, type_=_JsonArray(item_type)))
+        return column.in_(select(each.table_valued("value").c.value))
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    array = cast(bindparam(None, list(values), type_=ARRAY(column.type)), ARRAY(column.type))
+    array = cast(bindparam(None, items, type_=ARRAY(item_type)), ARRAY(item_type))
     return column == any_(array)
+
+
+def _array_items(column: Any, values: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """The item type and items of a long IN list, such that each value matches what it would
+    match in a short list. One array holds one type: numbers become the column's kind (a
+    fraction never equals an int), text stays unbounded (a VARCHAR(64)[] cast would cut it)."""
+    type_ = column.type
+    if isinstance(type_, Boolean):
+        return type_, list(values)
+    if isinstance(type_, Integer):
+        numbers_ = [_number(column, v) for v in values]
+        return BigInteger(), [v if v is None else int(v) for v in numbers_ if _whole(v)]
+    if isinstance(type_, Float | Numeric):
+        return Float(), [None if v is None else float(_number(column, v)) for v in values]
+    if isinstance(type_, String):  # Text too
+        return Text(), [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return type_, list(values)
+
+
+def _whole(value: Any) -> bool:
+    """None, or a number equal to an int (no NaN, no infinity)."""
+    if value is None or isinstance(value, numbers.Integral):
+        return True
+    return math.isfinite(value) and float(value).is_integer()
+
+
+def _number(column: Any, value: Any) -> Any:
+    if value is None or isinstance(value, numbers.Real):
+        return value
+    name = getattr(column, "key", "the field")
+    raise InvalidArgument(f"`{name}__in` compares numbers: {value!r} is not one.")
 
 
 class _JsonArray(TypeDecorator[list[Any]]):

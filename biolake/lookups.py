@@ -8,7 +8,7 @@ unknown raises ``InvalidArgument`` with a suggestion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ColumnElement, Integer, func, not_, select
@@ -109,6 +109,8 @@ def condition(
 ) -> Any:
     """The SQL condition for one ``key=value`` lookup on ``model`` (or an alias of it)."""
     check_no_nul(key, value)
+    if key.endswith("__in") and isinstance(value, Iterator):
+        value = list(value)  # a generator: read once, here, not once per check
     if key.endswith("__isnull") and not isinstance(value, bool):
         raise InvalidArgument(f"{key} takes True or False, not {short_repr(value)}.")
     entity = model if entity is None else entity

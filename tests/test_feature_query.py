@@ -199,6 +199,10 @@ def test_in_lists_past_the_parameter_limits(lab: Lab) -> None:
     names = [str(i) for i in many]
     assert lab.labels(lab.model.filter(cell_type__in=[*names, "B cell"])) == ["h2"]
     assert lab.labels(lab.model.exclude(cell_type__in=[*names, "B cell"])) == ["h1", "h3", "h4"]
+    fractions = [i + 0.5 for i in many]  # never equal to an int; ints and floats mixed
+    assert lab.labels(lab.model.filter(read_count__in=[*fractions, 500.0])) == ["h2"]
+    assert lab.labels(lab.model.filter(gc__in=[*many, 0.45])) == ["h2"]
+    assert lab.labels(lab.model.filter(meta__assay__n__in=[*fractions, 3])) == ["h1"]
     s1 = ln.Record.get(name="S1")
     assert lab.labels(lab.model.filter(sample__in=[s1] * 70_000)) == ["h1"]
     sample = ln.Record.get(name="Sample")

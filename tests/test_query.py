@@ -730,3 +730,28 @@ def test_get_by_id(instance) -> None:
         ln.User.get(10**9)
     with pytest.raises(InvalidArgument, match=r"takes a uid \(str\) or an id \(int\)"):
         ln.User.get(1.5)
+
+
+def test_long_in_lists_match_like_short_ones(instance) -> None:
+    """Past LONG_IN_LIST values an IN list is one parameter; each value still matches what it
+    would in a short list: no cut text, no rounded fraction, ints and floats mixed."""
+    import biolake.db
+
+    alice = ln.User(handle="a" * 64).save()
+    transform = ln.Transform(key="long_in.py").save()
+    run = ln.Run(transform=transform).save()
+    filler = [f"u{i}" for i in range(200)]
+    assert ln.User.filter(handle__in=["a" * 64 + "b", *filler]).count() == 0  # not cut to 64
+    assert ln.User.filter(handle__in=["a" * 64, *filler]).one() == alice
+    numbers = [10_000.5 + i for i in range(200)]
+    assert ln.Run.filter(id__in=[run.id + 0.5, *numbers]).count() == 0  # not rounded
+    assert ln.Run.filter(id__in=[float(run.id), *numbers]).one() == run
+    assert ln.Run.filter(id__in=[run.id, 1.5, float("inf"), *numbers]).one() == run
+    assert ln.Run.filter(id__in=(i for i in [run.id, *range(10**6, 10**6 + 200)])).one() == run
+    with pytest.raises(InvalidArgument, match="`id__in` compares numbers: 'x' is not one"):
+        ln.Run.filter(id__in=["x", *numbers]).count()
+    ln.User(handle="123").save()
+    assert ln.User.filter(handle__in=[123, *filler]).count() == 1  # compared as text
+    visible = (v for v in ["default", "trash"])  # a generator is read once
+    assert ln.Run.filter(visibility__in=visible).one() == run
+    assert biolake.db.LONG_IN_LIST < 200
