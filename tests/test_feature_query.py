@@ -210,7 +210,7 @@ def test_in_lists_past_the_parameter_limits(lab: Lab) -> None:
 
 
 def test_unknown_category_in_a_long_list_is_named(lab: Lab) -> None:
-    with pytest.raises(InvalidArgument, match="no category named 'S11'. Did you mean 'S1'"):
+    with pytest.raises(InvalidArgument, match=r"no category named 'S11'\. Did you mean 'S1'"):
         lab.model.filter(sample__in=["S1"] * 2_000 + ["S11"]).count()
 
 
