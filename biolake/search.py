@@ -11,7 +11,9 @@ then returns a lazy QuerySet that can be filtered further and keeps its order.
 
 Matching is case-insensitive. A row matches when a field contains the query, or, for queries of
 three characters or more, when a field shares at least half of the query's trigrams (a near
-match, e.g. a typo). Rows are ranked: exact value first, then prefix, substring, near match; ties
+match, e.g. a typo), or, for queries of up to six characters, contains the query with two
+neighbouring characters swapped ("tp35" finds TP53). Rows are ranked: exact value first, then
+prefix, substring, near match; ties
 go to the larger trigram overlap, then the shorter first field, then alphabetical order.
 
 - SQLite: candidates come from the FTS5 trigram index: the query as a phrase, OR pairs of its
@@ -60,6 +62,7 @@ NEAR_SHARE = 0.5  # SQLite: a near match shares at least this fraction of the qu
 MAX_QUERY_LENGTH = 200
 MAX_PAIRS = 66  # FTS terms of the pairwise candidate query (a pool of 12 trigrams)
 PIECE_LENGTH = 5  # long queries: candidates hold one piece of at least this length
+SWAP_MAX_LENGTH = 6  # queries up to this long also match with two neighbours swapped
 
 
 class Searchable:
@@ -123,15 +126,25 @@ def trigrams(q: str) -> list[str]:
     return list(dict.fromkeys(padded[i : i + 3] for i in range(len(padded) - 2)))
 
 
+def swaps(q: str) -> list[str]:
+    """For a short query (up to SWAP_MAX_LENGTH characters), the query with two neighbouring
+    characters swapped, each way: "tp35" -> "pt35", "t3p5", "tp53". Such a typo breaks most
+    trigrams of a short word, so near matching alone misses it (TP53 shares none with tp35)."""
+    if len(q) > SWAP_MAX_LENGTH:
+        return []
+    found = (q[:i] + q[i + 1] + q[i] + q[i + 2 :] for i in range(len(q) - 1))
+    return [v for v in dict.fromkeys(found) if v != q and v == v.strip()]
+
+
 def _sqlite_match(model: Any, q: str, instance: Instance) -> tuple[Any, Any]:
     lowered = _fields(model)
-    substring = or_(*(_contains(f, q) for f in lowered))
+    substring = or_(*(_contains(f, v) for f in lowered for v in [q, *swaps(q)]))
     tris = trigrams(q)
     needed = math.ceil(NEAR_SHARE * len(tris))
     name = f"{model.__tablename__}_fts"
     fts = table(name, column("rowid"), column(name))  # the hidden column named like the table
     near_terms = _piece_terms(q) or _near_terms(model, tris, needed, instance)
-    terms = f"{_fts_string(q)} OR {near_terms}"
+    terms = " OR ".join([*(_fts_string(v) for v in [q, *swaps(q)]), near_terms])
     candidates = select(fts.c.rowid).where(fts.c[name].op("MATCH")(terms))
     shared = [_shared(getattr(model, f), tris) for f in model._search_fields]
     near = or_(*(s >= needed for s in shared))
@@ -254,9 +267,9 @@ def _trgm_schema(instance: Instance) -> str:
 
 def _postgres_match(model: Any, q: str, schema: str) -> tuple[Any, Any]:
     fields = [getattr(model, f) for f in model._search_fields]
-    pattern = "%" + _like_escape(q) + "%"
+    patterns = ["%" + _like_escape(v) + "%" for v in [q, *swaps(q)]]
     near = literal(q).op(f'OPERATOR("{schema}".<%)', is_comparison=True)
-    matches = [f.ilike(pattern) for f in fields] + [near(f) for f in fields]
+    matches = [f.ilike(p) for f in fields for p in patterns] + [near(f) for f in fields]
     similarity = getattr(func, schema).word_similarity
     scores = [func.coalesce(similarity(q, f), 0.0) for f in fields]
     score = func.greatest(*scores) if len(scores) > 1 else scores[0]

@@ -38,7 +38,14 @@ def test_case_insensitive(samples: Any) -> None:
 
 @pytest.mark.parametrize(
     ("typo", "meant"),
-    [("p53mutnat1", "P53mutant1"), ("macrophge", "Macrophage"), ("macrophagee", "Macrophage")],
+    [
+        ("p53mutnat1", "P53mutant1"),
+        ("macrophge", "Macrophage"),
+        ("macrophagee", "Macrophage"),
+        ("brac1", "BRCA1"),  # short queries: two neighbours swapped
+        ("tp35", "TP53-knockout"),
+        ("5p3", "p53"),
+    ],
 )
 def test_typos_find_near_matches(samples: Any, typo: str, meant: str) -> None:
     assert names(ln.Record.search(typo))[0] == meant
@@ -235,3 +242,12 @@ def test_trigram_counts_are_reused_then_expire(instance: Any, monkeypatch: Any) 
         assert all(term in search.trigrams("immune") for _, term in cache)
     finally:
         event.remove(instance.db.engine, "before_cursor_execute", record)
+
+
+def test_swaps_of_short_queries() -> None:
+    from biolake.search import swaps
+
+    assert swaps("tp35") == ["pt35", "t3p5", "tp53"]
+    assert swaps("aab") == ["aba"]  # a swap of equal letters is the query itself
+    assert swaps("p53 ko") == ["5p3 ko", "p35 ko", "p5 3ko", "p53k o", "p53 ok"]
+    assert swaps("p53mutant") == []  # long queries: near matches by trigrams instead
