@@ -160,7 +160,7 @@ def _check_int(value: Any) -> int:
     if not isinstance(value, numbers.Integral) or _is_bool(value):
         raise DtypeError("expected int")
     result = int(value)
-    if not INT64[0] <= result <= INT64[1]:
+    if not fits_int64(result):
         raise DtypeError("expected an int that fits 64 bits")
     return result
 
@@ -298,7 +298,7 @@ def _check_json(value: Any, depth: int) -> None:
         if not math.isfinite(value):
             raise DtypeError("dict values must be finite numbers (no NaN or infinity)")
     elif isinstance(value, int) and not isinstance(value, bool):
-        if not INT64[0] <= value <= INT64[1]:
+        if not fits_int64(value):
             raise DtypeError("dict int values must fit 64 bits (store larger numbers as str)")
     elif value is not None and not isinstance(value, bool):
         raise DtypeError(
@@ -330,10 +330,15 @@ _CHECKS = {
 }
 
 
+def fits_int64(value: int) -> bool:
+    """Whether an int fits the 64-bit columns that hold ints (stored values and queries)."""
+    return INT64[0] <= value <= INT64[1]
+
+
 def check_int64(value: int) -> int:
     """Integers are stored in 64 bits; a larger one in a query is a mistake, not a driver
     error."""
-    if not INT64[0] <= value <= INT64[1]:
+    if not fits_int64(value):
         raise DtypeError(f"{value} is outside the 64-bit integer range (-2**63 .. 2**63 - 1)")
     return value
 
