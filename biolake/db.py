@@ -10,6 +10,7 @@ a transaction that holds locks.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import numbers
@@ -270,10 +271,12 @@ def json_value(
     column: ColumnElement[Any], path: Sequence[str], kind: str, dialect: str
 ) -> ColumnElement[Any]:
     """The value at ``path`` in a JSON ``column`` as SQL of ``kind`` (number, text, bool, any)."""
+    if sum(p.isdigit() for p in path) > MAX_INDEX_SEGMENTS:  # on both backends alike
+        raise InvalidArgument(
+            f"A JSON path has at most {MAX_INDEX_SEGMENTS} numeric segments (list indexes)."
+        )
     if dialect == "sqlite":
-        json_path = "$" + "".join(f'."{p}"' for p in path)
-        jtype = func.json_type(column, json_path)
-        extracted = func.json_extract(column, json_path)
+        jtype, extracted = _sqlite_json_at(column, path)
         if kind == "number":
             return case((jtype.in_(["integer", "real"]), extracted))
         if kind == "text":
@@ -294,6 +297,23 @@ def json_value(
     if kind == "bool":
         return case((jtype == "boolean", cast(text, Boolean)))
     return case((jtype.is_not(None) & (jtype != "null"), literal(1)))
+
+
+MAX_INDEX_SEGMENTS = 4  # digit segments of a JSON path (each doubles SQLite's paths tried)
+
+
+def _sqlite_json_at(column: Any, path: Sequence[str]) -> tuple[Any, Any]:
+    """SQLite's json_type and json_extract at ``path``, read as PostgreSQL's ``#>`` reads it: a
+    segment of digits is an index into an array, or else a key of an object (SQLite's paths
+    spell the two differently, so each reading is tried; at most one exists)."""
+    options = [[f"[{p}]", f'."{p}"'] if p.isdigit() else [f'."{p}"'] for p in path]
+    paths = ["$" + "".join(parts) for parts in itertools.product(*options)]
+    if len(paths) == 1:
+        return func.json_type(column, paths[0]), func.json_extract(column, paths[0])
+    found = [func.json_type(column, p).is_not(None) for p in paths]
+    jtype = case(*((f, func.json_type(column, p)) for f, p in zip(found, paths, strict=True)))
+    value = case(*((f, func.json_extract(column, p)) for f, p in zip(found, paths, strict=True)))
+    return jtype, value
 
 
 def integer_or_null(column: Any, dialect: str) -> ColumnElement[Any]:

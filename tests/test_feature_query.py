@@ -535,3 +535,23 @@ def test_term_sizes_from_a_sample(instance, monkeypatch) -> None:
     many = list(range(65_000))
     assert ln.Run.filter(batch__in=many, cell="T").count() == 2
     assert ln.Run.filter(cell__in=[str(i) for i in many] + ["T"], batch=7).count() == 1
+
+
+def test_json_paths_index_lists_on_both_backends(instance) -> None:
+    """A digit segment indexes a list, or else is an object's key (as PostgreSQL's #> reads
+    it), for dict features and JSON fields alike."""
+    ln.Feature(name="layout", dtype=dict).save()
+    transform = ln.Transform(key="plates.py").save()
+    a, b = (ln.Run(transform=transform).save() for _ in range(2))
+    a.features.add_values({"layout": {"wells": [{"id": "A1"}, {"id": "A2"}], "0": {"id": "k"}}})
+    b.features.add_values({"layout": {"wells": [{"id": "B1"}], "0": 5}})
+    assert ln.Run.filter(layout__wells__1__id="A2").to_list() == [a]
+    assert ln.Run.filter(layout__wells__0__id__in=["A1", "B1"]).count() == 2
+    assert ln.Run.filter(layout__0__id="k").to_list() == [a]  # "0" as a key
+    assert ln.Run.filter(layout__0=5).to_list() == [b]
+    assert ln.Run.filter(layout__wells__1__isnull=True).to_list() == [b]
+    c = ln.Run(transform=transform, params={"lrs": [0.1, 0.01]}).save()
+    assert ln.Run.filter(params__lrs__1=0.01).to_list() == [c]
+    assert ln.Run.filter(params__lrs__1__gt=0.1).count() == 0
+    with pytest.raises(InvalidArgument, match="at most 4 numeric segments"):
+        ln.Run.filter(params__a__1__2__3__4__5=1).count()
