@@ -112,6 +112,12 @@ class _Term:
         self.probe = self.probe_for(entity.id)
         self.size: float | None = None  # estimated matching values, set by _estimate_sizes
 
+    def hosts(self) -> Any:
+        """The ids of hosts with a matching value: one range of the (feature_id, value_x)
+        index."""
+        t = self.table
+        return select(t.c.host_id).where(t.c.feature_id == self.info.id, self.inner)
+
     def probe_for(self, host_id: Any) -> Any:
         """``EXISTS`` a matching value of the host ``host_id``: answered by the index
         (host_id, feature_id, value_x) of the value column (see ``feature_values``)."""
@@ -155,9 +161,7 @@ class _Term:
 
     def count_up_to(self, cap: int) -> Any:
         """The matching values, counted exactly up to ``cap`` (an index range of at most cap)."""
-        t = self.table
-        matching = select(t.c.host_id).where(t.c.feature_id == self.info.id, self.inner)
-        return select(func.count()).select_from(matching.limit(cap).subquery())
+        return select(func.count()).select_from(self.hosts().limit(cap).subquery())
 
 
 def _estimate_sizes(terms: list[_Term], db: Database) -> None:
@@ -246,7 +250,7 @@ def count_by_values(
     used_terms = list({id(t): t for t in used if t is not None}.values())
     driver = _smallest(used_terms, db) if len(used_terms) > 1 else used_terms[0]
     t = driver.table
-    matching = select(t.c.host_id).where(t.c.feature_id == driver.info.id, driver.inner)
+    matching = driver.hosts()
     probed = [u for u in used_terms if u is not driver]
     if probed and db.is_sqlite and driver.lookup != "exact":
         # A range yields hosts in value order; sorted, the probes walk each index forward
