@@ -22,6 +22,7 @@ lint: install-dev
 	$(BIN)/ruff check biolake tests benchmarks examples scripts
 	$(BIN)/ruff format --check biolake tests benchmarks examples scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile

@@ -108,8 +108,8 @@ def bench_bulk(tmp: Path, n: int) -> None:
 
 
 def bench_big_file(tmp: Path, gib: float) -> None:
-    from biolake.hashing import hash_file
     from biolake.storage import LocalStorage
+    from biolake.storage.hashing import hash_file
 
     size = int(gib * 2**30)
     path = tmp / "big.bin"

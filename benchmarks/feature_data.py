@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import biolake as ln
+from biolake.registries.user import current_user_id
 
 CELL_TYPES = [
     "T cell", "B cell", "NK cell", "monocyte", "macrophage",
@@ -127,7 +128,7 @@ def record_name(i: int, rnd: Any) -> str:
 
 def _insert_records(instance: Any, n: int, rnd: Any) -> None:
     sample_type = ln.Record(name="Sample", is_type=True).save()
-    user_id = instance.user_id
+    user_id = current_user_id(instance)
     now = dt.datetime.now(dt.UTC)
     columns = ["uid", "name", "type_id", "is_type", "visibility", "created_at", "created_by_id"]
     rows = (
@@ -143,7 +144,7 @@ def _bulk_insert(
     """Insert ``rows`` in batches: executemany on SQLite, COPY on PostgreSQL."""
     from sqlalchemy import insert
 
-    from biolake.schema.base import Base
+    from biolake.core.schema.base import Base
 
     extra = extra or {}
     target = Base.metadata.tables[table]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _util import machine, report
 
-from biolake.hashing import hash_file
 from biolake.storage import LocalStorage
+from biolake.storage.hashing import hash_file
 
 
 def _median_gbps(

@@ -24,13 +24,13 @@ _LAZY = {
     "Record": "biolake.registries.record",
     "Feature": "biolake.registries.feature",
     "Storage": "biolake.registries.storage",
-    "QuerySet": "biolake.query",
+    "QuerySet": "biolake.query.queryset",
     "User": "biolake.registries.user",
     "Project": "biolake.registries.project",
     "Run": "biolake.registries.run",
     "Transform": "biolake.registries.transform",
     "errors": "biolake.errors",
-    "save": "biolake.bulk",
+    "save": "biolake.registries.bulk",
     "settings": "biolake.setup",
     "setup": "biolake.setup",
 }
@@ -40,10 +40,10 @@ __all__ = sorted([*_LAZY, "__version__"])
 if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imports lazily
     from biolake import errors as errors
     from biolake import setup as setup
-    from biolake.bulk import save as save
-    from biolake.query import QuerySet as QuerySet
+    from biolake.query.queryset import QuerySet as QuerySet
     from biolake.registries.artifact import Artifact as Artifact
     from biolake.registries.base import Registry as Registry
+    from biolake.registries.bulk import save as save
     from biolake.registries.feature import Feature as Feature
     from biolake.registries.project import Project as Project
     from biolake.registries.record import Record as Record

@@ -3,9 +3,9 @@
 Usage: python scripts/new_migration.py REV_ID "message"    (e.g. 0002 "add projects")
 
 It builds a scratch SQLite database at the current head, autogenerates the difference, and
-writes ``biolake/schema/migrations/versions/<REV_ID>_<slug>.py``. Read the result: autogenerate
+writes ``biolake/core/schema/migrations/versions/<REV_ID>_<slug>.py``. Read the result: autogenerate
 does not see everything (FTS tables, triggers, partial indexes need hand-written ops). Then set
-``HEAD_REVISION`` in ``biolake/schema/__init__.py``.
+``HEAD_REVISION`` in ``biolake/core/schema/__init__.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
 
-from biolake.schema.migrate import MIGRATIONS
+import biolake.registries  # noqa: F401  (maps every table: autogenerate compares the models)
+from biolake.core.schema.migrate import MIGRATIONS
 
 
 def main() -> None:

@@ -1,5 +1,10 @@
-"""One module per registry. Importing this package maps every table."""
+"""The public model classes (Artifact, Record, Feature, Run, ...), one module per registry.
 
+May use every layer below: artifacts, features, search, tracking, query, core, storage, errors.
+Importing this package maps every table and hands Feature and Record to the features subsystem.
+"""
+
+from biolake.features.models import bind as _bind_feature_models
 from biolake.registries.artifact import Artifact
 from biolake.registries.base import Registry
 from biolake.registries.feature import Feature
@@ -9,6 +14,8 @@ from biolake.registries.run import Run
 from biolake.registries.storage import Storage
 from biolake.registries.transform import Transform
 from biolake.registries.user import User
+
+_bind_feature_models(feature=Feature, record=Record)
 
 __all__ = [
     "Artifact",

@@ -25,24 +25,37 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from biolake.artifacts.keys import validate_key
+from biolake.artifacts.loaders import load, open_artifact, suffix_of
+from biolake.artifacts.versioning import (
+    STEM_LENGTH,
+    VERSION_SUFFIX_LENGTH,
+    delete_artifact,
+    restore_artifact,
+    save_artifacts,
+)
+from biolake.artifacts.writers import suffix_for_anndata, write_anndata, write_dataframe
+from biolake.core.instances import current_instance
+from biolake.core.log import logger
 from biolake.errors import InvalidArgument, ValidationError, short_repr
-from biolake.features import HasFeatures
-from biolake.keys import validate_key
-from biolake.registries.base import CreatedBy, Registry
+from biolake.features.manager import HasFeatures
+from biolake.registries.base import Registry
+from biolake.registries.describe import describe_artifact
 from biolake.registries.project import Project, link_table
-from biolake.search import Searchable
+from biolake.registries.run import Run
+from biolake.registries.storage import root_storage_id
+from biolake.registries.user import CreatedBy
+from biolake.search.searchable import Searchable
+from biolake.storage.base import check_suffix
+from biolake.tracking.context import current_run
 
 if TYPE_CHECKING:
-    from biolake.instance import Instance
-    from biolake.query import QuerySet
-    from biolake.registries.run import Run
+    from biolake.core.instance import Instance
+    from biolake.query.queryset import QuerySet
     from biolake.registries.storage import Storage
     from biolake.registries.transform import Transform
 
 artifact_projects = link_table("artifact_projects", "artifacts", "projects")
-
-STEM_LENGTH = 16
-VERSION_SUFFIX_LENGTH = 4
 
 
 class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
@@ -163,8 +176,6 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
 
         A file on disk (CSV, Parquet …) is registered as it is with ``ln.Artifact(path, key=...)``.
         """
-        from biolake.writers import write_dataframe
-
         if isinstance(df, str | os.PathLike):
             path = os.fspath(df)
             raise InvalidArgument(
@@ -193,8 +204,6 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         it is, as an AnnData artifact. Example:
         ``ln.Artifact.from_anndata("pbmc.h5ad", key="scrna/pbmc.h5ad").save()``
         """
-        from biolake.writers import suffix_for_anndata, write_anndata
-
         if isinstance(adata, str | os.PathLike):
             return cls._anndata_path(os.fspath(adata), key, description, version, run)
         suffix = suffix_for_anndata(key)
@@ -213,8 +222,6 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     ) -> Self:
         """An artifact of kind "anndata" for an .h5ad file or .zarr folder on disk, registered
         as it is; other suffixes raise."""
-        from biolake.loaders import suffix_of
-
         if suffix_of(os.path.normpath(path)).lower() not in (".h5ad", ".zarr"):
             raise InvalidArgument(
                 f"from_anndata takes an AnnData object or the path of an .h5ad file or a .zarr "
@@ -236,8 +243,6 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         version: str | None,
         run: Run | None,
     ) -> Self:
-        from biolake.setup import current_instance
-
         if key is not None:  # any suffix: the seed saves a DataFrame under "processed/x.csv"
             validate_key(key)
         staging = current_instance().root / ".biolake" / "staging"
@@ -254,8 +259,6 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         artifact = cls(path, description=description, version=version, run=run)
         artifact.key = key
         if key is not None and not key.lower().endswith(suffix):
-            from biolake._logging import logger
-
             logger.info(f"key {key!r}: the {kind} is stored as {suffix} and load() reads it so")
         artifact.kind = kind
         artifact._cleanup = tmp_dir
@@ -273,9 +276,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             if sa_inspect(self).attrs.key.history.has_changes():
                 self._rename_versions()
             return super().save()
-        from biolake.versioning import save_artifacts
-
-        return save_artifacts(self._instance, [self])[0]
+        return self._save_many(self._instance, [self])[0]
 
     def _rename_versions(self) -> None:
         """A new key for every version of this one, so versions keep sharing a key and
@@ -305,9 +306,8 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
 
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
-        from biolake.versioning import save_artifacts
-
-        return save_artifacts(instance, objects)
+        storage_id = root_storage_id(instance)
+        return save_artifacts(cls, instance, objects, storage_id, current_run())
 
     # --- versions & lookups --------------------------------------------------------------------
 
@@ -365,23 +365,18 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         return self._instance.storage.local_path(self.storage_key)
 
     def load(self) -> Any:
-        """Load into memory by suffix: DataFrame, AnnData, dict, str … (see ``biolake.loaders``)."""
-        from biolake.loaders import load
-
+        """Load into memory by suffix: DataFrame, AnnData, dict, str … (see
+        ``biolake.artifacts.loaders``)."""
         return load(self.cache(), self.suffix)
 
     @contextlib.contextmanager
     def open(self) -> Any:
         """Stream the content: a binary file, backed AnnData, zarr group or ParquetFile."""
-        from biolake.loaders import open_artifact
-
         with open_artifact(self.cache(), self.suffix) as handle:
             yield handle
 
     def describe(self, return_str: bool = False) -> str | None:
         """Print a tree of the artifact's metadata; with ``return_str=True`` return the text."""
-        from biolake.describe import describe_artifact
-
         return describe_artifact(self, return_str=return_str)
 
     # --- trash ---------------------------------------------------------------------------------
@@ -389,23 +384,17 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def delete(self, permanent: bool = False) -> None:
         """Move to the trash (``restore()`` brings it back) or, with ``permanent=True``, remove
         the row and the stored bytes unless another artifact shares them."""
-        from biolake.versioning import delete_artifact
-
         self._check_stored("delete")
-        delete_artifact(self, permanent=permanent)
+        delete_artifact(type(self), self, permanent=permanent)
 
     def restore(self) -> Self:
         """Bring a trashed artifact back; it becomes latest again if it is the newest version."""
-        from biolake.versioning import restore_artifact
-
         self._check_stored("restore")
-        restore_artifact(self)
+        restore_artifact(type(self), self)
         return self
 
 
 def _check_run(run: Any) -> None:
-    from biolake.registries.run import Run
-
     if not isinstance(run, Run):
         raise InvalidArgument(
             f"run= takes an ln.Run (e.g. the one ln.track() returns), not {short_repr(run)}."
@@ -414,8 +403,6 @@ def _check_run(run: Any) -> None:
 
 def _check_key_suffix(key: str, suffix: str, what: str) -> None:
     """A key that names a format must name the stored one: ``x.csv`` never holds FASTA."""
-    from biolake.loaders import suffix_of
-
     key_suffix = suffix_of(key)
     if key_suffix and suffix and key_suffix.lower() != suffix.lower():
         raise ValidationError(
@@ -428,9 +415,6 @@ def _check_key_suffix(key: str, suffix: str, what: str) -> None:
 def _storable_suffix(path: str) -> str:
     """The path's suffix (``.csv.gz`` kept whole), or ``""`` for one storage cannot name
     objects by (e.g. ``.final version`` with a space)."""
-    from biolake.loaders import suffix_of
-    from biolake.storage.base import check_suffix
-
     suffix = suffix_of(path)
     try:
         check_suffix(suffix)

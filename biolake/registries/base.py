@@ -5,21 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-import secrets
-import string
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, String
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import (
     Mapped,
-    declared_attr,
     mapped_column,
     object_session,
-    relationship,
 )
 
-from biolake.dtypes import holds_nul
+from biolake.core.ids import new_uid
+from biolake.core.instances import current_instance
+from biolake.core.log import logger
+from biolake.core.schema.base import Base, UTCDateTime, utcnow
+from biolake.core.values import holds_nul
 from biolake.errors import (
     InvalidArgument,
     MultipleResultsFound,
@@ -28,25 +28,11 @@ from biolake.errors import (
     did_you_mean,
     short_repr,
 )
-from biolake.schema.base import Base, UTCDateTime, utcnow
+from biolake.query.queryset import QuerySet
+from biolake.registries.describe import describe_registry
 
 if TYPE_CHECKING:
-    from biolake.instance import Instance
-    from biolake.query import QuerySet
-    from biolake.registries.user import User
-
-UID_ALPHABET = string.ascii_letters + string.digits
-# 248 = 4 * 62: bytes below it map uniformly onto the alphabet; the rest are dropped.
-_TO_ALPHABET = bytes(ord(UID_ALPHABET[b % 62]) for b in range(256))
-_DROPPED = bytes(range(248, 256))
-
-
-def new_uid(length: int) -> str:
-    """A random base62 string (about 5.95 bits per character, no modulo bias)."""
-    chars = b""
-    while len(chars) < length:
-        chars += secrets.token_bytes(length + 8).translate(_TO_ALPHABET, _DROPPED)
-    return chars[:length].decode()
+    from biolake.core.instance import Instance
 
 
 class Registry(Base):
@@ -96,7 +82,6 @@ class Registry(Base):
     @classmethod
     def objects(cls, instance: Instance | None = None) -> QuerySet[Self]:
         """All rows (trash hidden) of the current instance, or of ``instance``."""
-        from biolake.query import QuerySet
 
         return QuerySet(cls, instance)
 
@@ -146,6 +131,24 @@ class Registry(Base):
         )
 
     @classmethod
+    def _plan_terms(cls, conds: list[Any], terms: list[Any]) -> list[Any]:
+        """The conditions of one filter() with several terms (feature conditions), reordered
+        for speed."""
+        return conds
+
+    @classmethod
+    def _count_terms(
+        cls, where: tuple[Any, ...], terms: tuple[Any, ...], defaults: dict[str, Any], db: Any
+    ) -> Any:
+        """A faster statement for ``count()`` of a filter with terms, or None."""
+        return None
+
+    @classmethod
+    def _missing_hint(cls, queryset: QuerySet[Any], lookups: dict[str, Any]) -> str:
+        """What to add to the message of a ``get(**lookups)`` that matched nothing."""
+        return ""
+
+    @classmethod
     def _uid_condition(cls, uid: str) -> Any:
         """Match a full uid exactly, a shorter one as a prefix."""
         if len(uid) >= cls._uid_length:
@@ -154,7 +157,6 @@ class Registry(Base):
 
     @classmethod
     def _include_in_dataframe(cls, queryset: QuerySet[Any], df: Any, include: Any) -> Any:
-        from biolake.errors import InvalidArgument
 
         raise InvalidArgument(f"{cls.__name__}.to_dataframe() takes no include={include!r}.")
 
@@ -165,7 +167,6 @@ class Registry(Base):
         session = object_session(self)
         if session is not None:
             return session.info["instance"]
-        from biolake.setup import current_instance
 
         return current_instance()
 
@@ -208,7 +209,6 @@ class Registry(Base):
 
     def _reuse(self, existing: Self, session: Any, reason: str = "") -> Self:
         """Log that ``existing`` stands in for this unsaved row; a new description is written."""
-        from biolake._logging import logger
 
         stored: Any = existing  # registries with a description (Record, Feature, Artifact)
         message = f"returning the existing {type(self).__name__.lower()} {stored._reuse_label()}"
@@ -241,14 +241,16 @@ class Registry(Base):
         """Fill defaults that need the instance (uid, creator); subclasses extend it."""
         if not self.uid:
             self.uid = new_uid(self._uid_length)
-        if isinstance(self, CreatedBy):
-            self._default_creator(instance)
+        self._default_creator(instance)
+
+    def _default_creator(self, instance: Instance) -> None:
+        """Set the creator of a new row; registries with ``created_by`` (``CreatedBy``) do."""
 
     def _check_text(self) -> None:
         """Refuse NUL in text and JSON fields on both backends: PostgreSQL cannot store it (a
         driver error), and a SQLite row holding one could never be looked up by that text.
 
-        Every flush runs it (``biolake.db``); paths that query or store bytes by an object's
+        Every flush runs it (``biolake.core.db``); paths that query or store bytes by an object's
         values before flushing it (``_save_unique``, artifact saves) run it first.
         """
         state = self.__dict__
@@ -297,7 +299,6 @@ class Registry(Base):
 
     def describe(self, return_str: bool = False) -> str | None:
         """Print a tree of this row's fields (and features); ``return_str=True`` returns it."""
-        from biolake.describe import describe_registry
 
         return describe_registry(self, return_str=return_str)
 
@@ -323,22 +324,6 @@ class Registry(Base):
                 value = value.isoformat(timespec="seconds")
             parts.append(f"{name}={short_repr(value)}")
         return f"{type(self).__name__}({', '.join(parts)})"
-
-
-class CreatedBy:
-    """Mixin: the user who created the row."""
-
-    @declared_attr
-    def created_by_id(cls) -> Mapped[int]:
-        return mapped_column(ForeignKey("users.id"), index=True, sort_order=12)
-
-    def _default_creator(self, instance: Instance) -> None:
-        if self.created_by_id is None:
-            self.created_by_id = instance.user_id
-
-    @declared_attr
-    def created_by(cls) -> Mapped[User]:
-        return relationship("User", foreign_keys=[cls.created_by_id])  # type: ignore[list-item]
 
 
 def _explain_wrong_calls(name: str, init: Any) -> Any:

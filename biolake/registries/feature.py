@@ -8,10 +8,13 @@ from sqlalchemy import ForeignKey, String, Text, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biolake.dtypes import Dtype, DtypeError, parse_dtype
-from biolake.errors import ValidationError, did_you_mean
-from biolake.registries.base import CreatedBy, Registry
-from biolake.search import Searchable
+from biolake.core.values import DtypeError
+from biolake.errors import ValidationError
+from biolake.features.dtypes import Dtype, parse_dtype
+from biolake.features.manager import HasFeatures, restore_call
+from biolake.registries.base import Registry
+from biolake.registries.user import CreatedBy
+from biolake.search.searchable import Searchable
 
 if TYPE_CHECKING:
     from biolake.registries.record import Record
@@ -116,25 +119,4 @@ def check_feature_name(name: Any) -> None:
 
 def host_field_names() -> dict[str, set[str]]:
     """The field and relation names of every registry that carries features."""
-    import biolake.registries  # noqa: F401  (maps every registry, so every host is known)
-    from biolake.features import HasFeatures
-
     return {host.__name__: host._reserved_names() for host in HasFeatures.hosts()}
-
-
-def unknown_feature_message(names: list[str], known: list[str], trashed: list[str]) -> str:
-    """Each name is undefined (with close names) or in the trash (with how to restore it)."""
-    sentences = [
-        f"Feature {n!r} is in the trash: restore it with {restore_call(n)}."
-        if n in trashed
-        else f"Feature {n!r} is not defined.{did_you_mean(n, known)}"
-        for n in names
-    ]
-    undefined = [n for n in names if n not in trashed]
-    if undefined:
-        sentences.append(f"Define it with ln.Feature(name={undefined[0]!r}, dtype=...).save().")
-    return " ".join(sentences)
-
-
-def restore_call(name: str) -> str:
-    return f"ln.Feature.filter(name={name!r}, visibility='trash').one().restore()"

@@ -7,9 +7,10 @@ from typing import ClassVar
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from biolake.registries.base import CreatedBy, Registry
-from biolake.schema.base import Base
-from biolake.search import Searchable
+from biolake.core.schema.base import Base
+from biolake.registries.base import Registry
+from biolake.registries.user import CreatedBy
+from biolake.search.searchable import Searchable
 
 
 class Project(Searchable, CreatedBy, Registry):

@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from sqlalchemy import (
     Boolean,
-    Column,
     ForeignKey,
     Index,
     String,
-    Table,
     Text,
     func,
     select,
@@ -24,21 +22,15 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from biolake.errors import ValidationError
-from biolake.registries.base import CreatedBy, Registry
-from biolake.schema.base import Base
-from biolake.search import Searchable
+from biolake.registries.base import Registry
+from biolake.registries.describe import describe_record
+from biolake.registries.feature import Feature
+from biolake.registries.record_links import RelatedRecords, record_parents
+from biolake.registries.user import CreatedBy
+from biolake.search.searchable import Searchable
 
 if TYPE_CHECKING:
-    from biolake.query import QuerySet
-    from biolake.registries.record_links import RelatedRecords
-
-# child_id -> parent_id; both directions are queried, so both columns lead an index.
-record_parents = Table(
-    "record_parents",
-    Base.metadata,
-    Column("child_id", ForeignKey("records.id", ondelete="CASCADE"), primary_key=True),
-    Column("parent_id", ForeignKey("records.id", ondelete="CASCADE"), primary_key=True, index=True),
-)
+    from biolake.query.queryset import QuerySet
 
 
 class Record(Searchable, CreatedBy, Registry):
@@ -118,8 +110,6 @@ class Record(Searchable, CreatedBy, Registry):
 
     def _check_still_a_type(self) -> None:
         """A type with members or categorical features must stay a type."""
-        from biolake.registries.feature import Feature
-
         if self.is_type or not sa_inspect(self).attrs.is_type.history.has_changes():
             return
         if Record.filter(type=self).exists() or Feature.filter(record_type=self).exists():
@@ -153,15 +143,11 @@ class Record(Searchable, CreatedBy, Registry):
     @property
     def parents(self) -> RelatedRecords:
         """The records this one derives from: ``.add()``, ``.remove()`` and QuerySet reads."""
-        from biolake.registries.record_links import RelatedRecords
-
         return RelatedRecords(self, "parents")
 
     @property
     def children(self) -> RelatedRecords:
         """The records that list this one among their parents."""
-        from biolake.registries.record_links import RelatedRecords
-
         return RelatedRecords(self, "children")
 
     @property
@@ -174,8 +160,6 @@ class Record(Searchable, CreatedBy, Registry):
     def describe(self, return_str: bool = False) -> str | None:
         """Print a tree of the record's fields, parents and children; ``return_str=True``
         returns it. Example: ``ln.Record.get(name="P53mutant1").describe()``"""
-        from biolake.describe import describe_record
-
         return describe_record(self, return_str=return_str)
 
     @classmethod

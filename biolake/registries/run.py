@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biolake.features import HasFeatures
-from biolake.registries.base import CreatedBy, Registry
+from biolake.core.schema.base import UTCDateTime, utcnow
+from biolake.features.manager import HasFeatures
+from biolake.registries.base import Registry
 from biolake.registries.project import Project, link_table
-from biolake.schema.base import UTCDateTime, utcnow
+from biolake.registries.user import CreatedBy
 
 if TYPE_CHECKING:
-    from biolake.query import QuerySet
+    from biolake.query.queryset import QuerySet
     from biolake.registries.artifact import Artifact
     from biolake.registries.transform import Transform
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from biolake.registries.base import CreatedBy, Registry
+from biolake.registries.base import Registry
+from biolake.registries.user import CreatedBy, current_user_id
+
+if TYPE_CHECKING:
+    from biolake.core.instance import Instance
 
 
 class Storage(CreatedBy, Registry):
@@ -22,3 +28,13 @@ class Storage(CreatedBy, Registry):
 
     def __init__(self, *, root: str, description: str | None = None) -> None:
         super().__init__(root=root, description=description)
+
+
+def root_storage_id(instance: Instance) -> int:
+    """The id of ``instance``'s own storage root, registered on first use."""
+    found = instance.row_ids.get("storage")
+    if found is None:
+        root, user_id = str(instance.root), current_user_id(instance)
+        found = instance.get_or_create(Storage, "root", root, created_by_id=user_id)
+        instance.row_ids["storage"] = found
+    return found

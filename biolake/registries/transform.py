@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, ClassVar
 from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biolake.registries.base import CreatedBy, Registry
+from biolake.registries.base import Registry
+from biolake.registries.user import CreatedBy
 
 if TYPE_CHECKING:
     from biolake.registries.run import Run

@@ -1,13 +1,17 @@
-"""Users: who created each row."""
+"""Users: who created each row, and who is using an instance now."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
+from biolake.core.instance import current_handle
 from biolake.registries.base import Registry
+
+if TYPE_CHECKING:
+    from biolake.core.instance import Instance
 
 
 class User(Registry):
@@ -27,3 +31,29 @@ class User(Registry):
 
     def __init__(self, *, handle: str, name: str | None = None) -> None:
         super().__init__(handle=handle, name=name)
+
+
+def current_user_id(instance: Instance) -> int:
+    """The id of this process's user (``BIOLAKE_USER`` or the OS login) in ``instance``,
+    created on first use."""
+    found = instance.row_ids.get("user")
+    if found is None:
+        found = instance.get_or_create(User, "handle", current_handle())
+        instance.row_ids["user"] = found
+    return found
+
+
+class CreatedBy:
+    """Mixin: the user who created the row (the current user, unless set)."""
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("users.id"), index=True, sort_order=12)
+
+    def _default_creator(self, instance: Instance) -> None:
+        if self.created_by_id is None:
+            self.created_by_id = current_user_id(instance)
+
+    @declared_attr
+    def created_by(cls) -> Mapped[User]:
+        return relationship("User", foreign_keys=[cls.created_by_id])  # type: ignore[list-item]

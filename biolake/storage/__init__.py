@@ -1,4 +1,6 @@
-"""Where artifact bytes live: the storage contract and its backends.
+"""Storage: where artifact bytes live. The storage contract, its backends, and hashing.
+
+May use errors only: storage knows nothing of databases or registries.
 
 ``storage_for(root)`` picks the backend from the location: a local path (or ``file://``) gives
 :class:`LocalStorage`, ``memory://name`` the in-process :class:`MemoryStorage` test double.

@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from biolake.hashing import Digest, check_source_unchanged, copy_and_hash_file, hash_bytes
 from biolake.storage._direct import DIRECT_MIN_SIZE, open_direct
+from biolake.storage.hashing import Digest, check_source_unchanged, copy_and_hash_file, hash_bytes
 
 READ_ONLY_FILE = 0o444
 READ_ONLY_DIR = 0o555

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from biolake.errors import ValidationError
-from biolake.hashing import hash_hex
+from biolake.storage.hashing import hash_hex
 
 __all__ = [
     "OBJECTS_PREFIX",

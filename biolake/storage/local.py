@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
 
 from biolake.errors import StorageError
-from biolake.hashing import FolderHasher, list_folder
 from biolake.storage._both_cores import run_on_both_cores
 from biolake.storage._direct import DIRECT_MIN_SIZE
 from biolake.storage._fs import (
@@ -44,6 +43,7 @@ from biolake.storage.base import (
     check_suffix,
     object_key,
 )
+from biolake.storage.hashing import FolderHasher, list_folder
 
 __all__ = ["LocalStorage"]
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-from biolake.hashing import FolderHasher, copy_and_hash_file, list_folder
 from biolake.storage._fs import READ_ONLY_DIR, READ_ONLY_FILE, remove_tree, set_dirs_mode
 from biolake.storage.base import Storage, StoredObject, check_key, check_suffix, object_key
+from biolake.storage.hashing import FolderHasher, copy_and_hash_file, list_folder
 
 __all__ = ["MemoryStorage"]
 

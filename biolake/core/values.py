@@ -1,0 +1,39 @@
+"""Checks of plain values before they reach SQL, shared by the query layer and the features.
+
+``DtypeError`` says what is wrong with one value; callers add the field or feature name and
+raise it as biolake's ``ValidationError`` or ``InvalidArgument``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class DtypeError(ValueError):
+    """A value does not fit a dtype; the caller adds the feature name to the message."""
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a text, or any string inside a list, set or dict (keys too), contains NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
+def fits_int64(value: int) -> bool:
+    """Whether an int fits the 64-bit columns that hold ints (stored values and queries)."""
+    return INT64[0] <= value <= INT64[1]
+
+
+def check_int64(value: int) -> int:
+    """Integers are stored in 64 bits; a larger one in a query is a mistake, not a driver
+    error."""
+    if not fits_int64(value):
+        raise DtypeError(f"{value} is outside the 64-bit integer range (-2**63 .. 2**63 - 1)")
+    return value
