@@ -69,6 +69,21 @@ def test_first_query_loads_no_data_libraries(tmp_path: Path) -> None:
     assert out == "[]"
 
 
+def test_first_query_leaves_storage_and_feature_planning_for_later(tmp_path: Path) -> None:
+    """Startup stays what it was before the layering: the storage package (blake3, a thread
+    pool) and the feature filter planning load on first use, not with the registries."""
+    ln.setup.init(storage=tmp_path / "d")
+    ln.setup.close()
+    later = ["biolake.storage", "blake3", "biolake.features.filters", "biolake.features.frame"]
+    code = f"""
+        import sys
+        import biolake as ln
+        ln.User.filter(handle="x").first()
+        print(sorted(m for m in {later!r} if m in sys.modules))
+        """
+    assert run_python(code, BIOLAKE_INSTANCE=str(tmp_path / "d")) == "[]"
+
+
 def test_all_is_sorted_and_resolves() -> None:
     assert ln.__all__ == sorted(ln.__all__)
     assert len(set(ln.__all__)) == len(ln.__all__)

@@ -6,7 +6,7 @@ import getpass
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from biolake.core.db import Database
 from biolake.core.ids import new_uid
 from biolake.errors import InstanceError, ValidationError
-from biolake.storage import Storage, storage_for
+
+if TYPE_CHECKING:
+    from biolake.storage import Storage
 
 META_DIR = ".biolake"
 CONFIG_FILE = "instance.json"
@@ -72,6 +74,10 @@ class Instance:
     @property
     def storage(self) -> Storage:
         if self._storage is None:
+            # Loaded by the first save or load, not when an instance opens: storage brings
+            # blake3, mmap and a thread pool, a tenth of a first query's import time.
+            from biolake.storage import storage_for
+
             self._storage = storage_for(str(self.root))
         return self._storage
 

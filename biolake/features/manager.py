@@ -25,8 +25,6 @@ from biolake.core.values import DtypeError
 from biolake.errors import InvalidArgument, ValidationError, did_you_mean, join_capped
 from biolake.features.categories import category_hint
 from biolake.features.dtypes import Dtype, check_value
-from biolake.features.filters import count_by_values, feature_condition, plan_feature_terms
-from biolake.features.frame import include_features
 from biolake.features.models import models
 from biolake.features.values import (
     EMPTY_LIST_IDX,
@@ -92,16 +90,24 @@ class HasFeatures:
 
     @classmethod
     def _resolve_extra(cls, entity: Any, parts: list[str], value: Any, dialect: str) -> Any:
+        # Loaded by the first filter on a feature, not by `import biolake.registries`: the
+        # filter planning and frame code is a fifth of the registries' import time.
+        from biolake.features.filters import feature_condition
+
         return feature_condition(cls, entity, parts, value, dialect)
 
     @classmethod
     def _plan_terms(cls, conds: list[Any], terms: list[Any]) -> list[Any]:
+        from biolake.features.filters import plan_feature_terms  # see _resolve_extra
+
         return plan_feature_terms(conds, terms)
 
     @classmethod
     def _count_terms(
         cls, where: tuple[Any, ...], terms: tuple[Any, ...], defaults: dict[str, Any], db: Any
     ) -> Any:
+        from biolake.features.filters import count_by_values  # see _resolve_extra
+
         return count_by_values(cls, where, terms, defaults, db)
 
     @classmethod
@@ -127,6 +133,8 @@ class HasFeatures:
     def _include_in_dataframe(
         cls, queryset: QuerySet[Any], df: pd.DataFrame, include: Any
     ) -> pd.DataFrame:
+        from biolake.features.frame import include_features  # see _resolve_extra
+
         return include_features(cls, queryset, df, include)
 
 

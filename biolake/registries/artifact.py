@@ -46,7 +46,6 @@ from biolake.registries.run import Run
 from biolake.registries.storage import root_storage_id
 from biolake.registries.user import CreatedBy
 from biolake.search.searchable import Searchable
-from biolake.storage.base import check_suffix
 from biolake.tracking.context import current_run
 
 if TYPE_CHECKING:
@@ -415,6 +414,10 @@ def _check_key_suffix(key: str, suffix: str, what: str) -> None:
 def _storable_suffix(path: str) -> str:
     """The path's suffix (``.csv.gz`` kept whole), or ``""`` for one storage cannot name
     objects by (e.g. ``.final version`` with a space)."""
+    # Here, not at the top: the storage package is loaded by the first artifact, not by
+    # `import biolake.registries` (it brings blake3, mmap and a thread pool).
+    from biolake.storage.base import check_suffix
+
     suffix = suffix_of(path)
     try:
         check_suffix(suffix)
