@@ -21,11 +21,11 @@ import contextlib
 import functools
 import gc
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, select, text, update
 
 from biolake.core.db import integer_or_null
 from biolake.core.ids import new_uid
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 # An artifact's uid: the stem its versions share, then a suffix of its own.
 STEM_LENGTH = 16
 VERSION_SUFFIX_LENGTH = 4
+# Advisory lock spaces on PostgreSQL (see _lock): "bl" for keys, "bb" for stored bytes.
+KEY_LOCKS = 0x626C
+BYTES_LOCKS = 0x6262
 PROGRESS_THRESHOLD = 200  # show a progress bar when storing at least this many artifacts
 IN_CHUNK = 500  # ids/keys per IN (...) list
 
@@ -157,19 +160,34 @@ class _Progress:
 def _delete_unreferenced(
     model: type[Artifact], instance: Instance, objects: Sequence[tuple[str, str]]
 ) -> None:
-    """Delete the stored objects among ``(storage_key, hash)`` that no artifact row references.
+    """Delete the stored objects among ``(storage_key, hash)`` that no artifact row references,
+    once any enclosing write has ended (its rows may still reference them, or come back).
 
-    Rows are found by hash (indexed); their storage keys say which objects are still in use.
+    The check and the delete run in one write transaction that holds the bytes' locks, which a
+    save takes before it registers a row for them: no save can register the bytes in between
+    (SQLite: the write lock itself). Rows are found by hash (indexed); their storage keys say
+    which objects are still in use. Only a key where bytes with that hash are stored is ever
+    deleted, whatever a row says.
     """
-    session = instance.db.session
-    referenced: set[str] = set()
+    from biolake.storage.base import is_object_key  # storage loads with the first save
+
+    objects = [(key, hash_) for key, hash_ in objects if is_object_key(key, hash_)]
+    if objects:
+        instance.db.after_write(lambda: _delete_now(model, instance, objects))
+
+
+def _delete_now(
+    model: type[Artifact], instance: Instance, objects: Sequence[tuple[str, str]]
+) -> None:
     hashes = sorted({hash_ for _, hash_ in objects})
-    for chunk in _chunks(hashes):
-        rows = session.execute(select(model.storage_key).where(model.hash.in_(chunk)))
-        referenced.update(r[0] for r in rows)
-    instance.db.end_read()
-    for key in {key for key, _ in objects} - referenced:
-        instance.storage.delete(key)
+    with instance.db.write() as session:
+        _lock(instance, session, BYTES_LOCKS, hashes)
+        referenced: set[str] = set()
+        for chunk in _chunks(hashes):
+            rows = session.execute(select(model.storage_key).where(model.hash.in_(chunk)))
+            referenced.update(r[0] for r in rows)
+        for key in sorted({key for key, _ in objects} - referenced):
+            instance.storage.delete(key)
 
 
 def _cleanup_staging(artifact: Artifact) -> None:
@@ -194,7 +212,8 @@ def _register(
     run: Run | None,
 ) -> list[Artifact]:
     new = [a for a in artifacts if a.id is None]
-    _lock_keys(instance, session, {a.key or "" for a in new})
+    _lock(instance, session, KEY_LOCKS, {a.key or "" for a in new})
+    _lock(instance, session, BYTES_LOCKS, {s.hash for s in stored.values()})
     latest = _latest_by_key(model, session, new, stored)
     trashed_stems = _trashed_stems(model, session, new, latest)
     pending: list[Artifact] = []  # inserted together at the end
@@ -272,13 +291,26 @@ def _assign_version(
     state.update(stem=stem, version=version, uid=uid, is_latest=True)
 
 
-def _lock_keys(instance: Instance, session: Session, keys: set[str]) -> None:
-    """On PostgreSQL, serialise savers of the same key (SQLite's BEGIN IMMEDIATE already does)."""
+def _lock(instance: Instance, session: Session, space: int, values: Iterable[str]) -> None:
+    """On PostgreSQL, serialise the transactions that work on the same keys or bytes, until
+    commit (SQLite's BEGIN IMMEDIATE already serialises every write).
+
+    ``KEY_LOCKS``: savers and renamers of one key. ``BYTES_LOCKS`` (by hash): a save that
+    registers bytes, and a delete that removes bytes no row references. A transaction takes key
+    locks before bytes locks, each in the order of their ids, so two never wait on each other in
+    a cycle.
+    """
     if instance.db.is_sqlite:
         return
-    for key in sorted(keys):  # a fixed order: two savers never wait on each other in a cycle
-        lock_id = zlib.crc32(key.encode()) - 2**31
-        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 0x626C, "b": lock_id})
+    ids = sorted({zlib.crc32(value.encode()) - 2**31 for value in values})
+    if ids:  # one round trip for a whole batch; the locks are taken in the order of the ids
+        session.execute(_LOCK_STATEMENT, {"space": space, "ids": ids})
+
+
+_LOCK_STATEMENT = text(
+    "SELECT count(pg_advisory_xact_lock(:space, id)) "
+    "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY id) AS ids"
+)
 
 
 def _latest_by_key(
@@ -372,6 +404,37 @@ def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i : i + IN_CHUNK] for i in range(0, len(items), IN_CHUNK)]
 
 
+# --- renaming ---------------------------------------------------------------------------------
+
+
+def rename_versions(model: type[Artifact], artifact: Artifact) -> None:
+    """Give every version of a saved artifact its new key (set on ``artifact``), so versions
+    keep sharing a key and ``get(key=...)`` finds the latest; a key that other artifacts use
+    is refused. Under the locks of both keys: two renames to one key cannot both pass."""
+    instance = artifact._instance
+    new_key, stem = artifact.key, artifact.stem
+    # Dropped from the pending changes (write() would commit it first); set below instead.
+    instance.db.session.expire(artifact, ["key"])
+    with instance.db.write() as session:
+        old_key = session.scalars(select(model.key).where(model.id == artifact.id)).one()
+        _lock(instance, session, KEY_LOCKS, {new_key or "", old_key or ""})
+        taken = session.scalars(
+            select(model.uid).where(model.key == new_key, model.stem != stem).limit(1)
+        ).first()
+        if taken is not None:
+            raise ValidationError(
+                f"Cannot rename to {new_key!r}: artifact {taken} has that key. Save this "
+                "content as a new version of it instead: ln.Artifact(artifact.cache(), "
+                f"key={new_key!r}).save()."
+            )
+        session.execute(
+            update(model)
+            .where(model.stem == stem)
+            .values(key=new_key)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
 # --- deleting & restoring ---------------------------------------------------------------------
 
 
@@ -389,7 +452,7 @@ def delete_artifact(model: type[Artifact], artifact: Artifact, permanent: bool) 
         if was_latest:
             _promote_newest(model, session, artifact.stem)
     if permanent:
-        _delete_bytes_if_unused(model, instance, artifact.storage_key, artifact.hash)
+        _delete_unreferenced(model, instance, [(artifact.storage_key, artifact.hash)])
 
 
 def _promote_newest(model: type[Artifact], session: Session, stem: str) -> None:
@@ -402,14 +465,6 @@ def _promote_newest(model: type[Artifact], session: Session, stem: str) -> None:
     if newest is not None and not newest.is_latest:
         newest.is_latest = True
         session.flush()
-
-
-def _delete_bytes_if_unused(
-    model: type[Artifact], instance: Instance, storage_key: str, hash_: str
-) -> None:
-    """Under the write lock, so that no save can register these bytes meanwhile."""
-    with instance.db.write():
-        _delete_unreferenced(model, instance, [(storage_key, hash_)])
 
 
 def restore_artifact(model: type[Artifact], artifact: Artifact) -> None:

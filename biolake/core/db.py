@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from biolake.core.log import logger
 from biolake.errors import InstanceError, IntegrityError, InvalidArgument
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -151,6 +152,7 @@ class Database:
         self._depth = 0
         # Called after a write rolls back, e.g. to forget ids of rows inserted in it.
         self.on_rollback: list[Callable[[], None]] = []
+        self._after_write: list[Callable[[], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -214,6 +216,27 @@ class Database:
                 raise
             finally:
                 self._depth = 0
+                self._run_after_write()
+
+    def after_write(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once, when the outermost write transaction ends (committed or rolled
+        back), or now when none is open.
+
+        For work that must see the outcome and take its own locks: deleting stored bytes that
+        an enclosing transaction might still reference, or restore by rolling back.
+        """
+        if self._depth:
+            self._after_write.append(work)
+        else:
+            work()
+
+    def _run_after_write(self) -> None:
+        pending, self._after_write = self._after_write, []
+        for work in pending:
+            try:
+                work()
+            except Exception as exc:  # the transaction's own outcome (or error) comes first
+                logger.warning(f"clean-up after a write failed and was skipped: {exc!r}")
 
     def _rollback(self) -> None:
         self.session.rollback()

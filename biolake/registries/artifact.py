@@ -19,7 +19,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    select,
     text,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -31,6 +30,7 @@ from biolake.artifacts.versioning import (
     STEM_LENGTH,
     VERSION_SUFFIX_LENGTH,
     delete_artifact,
+    rename_versions,
     restore_artifact,
     save_artifacts,
 )
@@ -145,7 +145,19 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         self._source: str | None = source
         self._cleanup: Path | None = None  # a temp file we wrote (DataFrame, AnnData)
 
-    @validates("key", "hash", "size", "n_files", "suffix", "kind", "uid", "stem", "version")
+    @validates(
+        "key",
+        "hash",
+        "size",
+        "n_files",
+        "suffix",
+        "kind",
+        "uid",
+        "stem",
+        "version",
+        "storage_key",
+        "storage_id",
+    )
     def _fixed_once_saved(self, name: str, value: Any) -> Any:
         """What identifies stored content never changes on a saved artifact: refused when set,
         so the next write cannot flush it either."""
@@ -273,35 +285,9 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         """
         if self.id is not None:  # an edit of a saved artifact
             if sa_inspect(self).attrs.key.history.has_changes():
-                self._rename_versions()
+                rename_versions(type(self), self)
             return super().save()
         return self._save_many(self._instance, [self])[0]
-
-    def _rename_versions(self) -> None:
-        """A new key for every version of this one, so versions keep sharing a key and
-        ``get(key=...)`` finds the latest; a key used by other artifacts is refused."""
-        from sqlalchemy import update
-
-        cls = type(self)
-        new_key, stem = self.key, self.stem
-        # Dropped from the pending changes (write() would commit it first); set below instead.
-        self._instance.db.session.expire(self, ["key"])
-        with self._instance.db.write() as session:
-            taken = session.scalars(
-                select(cls.uid).where(cls.key == new_key, cls.stem != stem).limit(1)
-            ).first()
-            if taken is not None:
-                raise ValidationError(
-                    f"Cannot rename to {new_key!r}: artifact {taken} has that key. Save this "
-                    "content as a new version of it instead: ln.Artifact(artifact.cache(), "
-                    f"key={new_key!r}).save()."
-                )
-            session.execute(
-                update(cls)
-                .where(cls.stem == stem)
-                .values(key=new_key)
-                .execution_options(synchronize_session="fetch")
-            )
 
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:

@@ -26,6 +26,7 @@ __all__ = [
     "StoredObject",
     "check_key",
     "check_suffix",
+    "is_object_key",
     "object_key",
 ]
 
@@ -50,6 +51,16 @@ def object_key(hash_: str, suffix: str) -> str:
     """Return the content-addressed key of an object: ``.biolake/objects/<h[:2]>/<h><suffix>``."""
     hex_ = hash_hex(hash_)
     return f"{OBJECTS_PREFIX}/{hex_[:2]}/{hex_}{check_suffix(suffix)}"
+
+
+def is_object_key(key: str, hash_: str) -> bool:
+    """Whether ``key`` is where an object with ``hash_`` is stored (``object_key`` of the hash
+    with some valid suffix): the only keys that deleting an artifact's bytes may remove."""
+    try:
+        prefix = object_key(hash_, "")
+    except ValidationError:  # not a biolake hash: no key can hold it
+        return False
+    return key.startswith(prefix) and _SUFFIX.fullmatch(key[len(prefix) :]) is not None
 
 
 def check_suffix(suffix: str) -> str:

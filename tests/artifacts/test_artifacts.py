@@ -735,6 +735,54 @@ def test_saved_artifact_keeps_its_content_fields(instance, tmp_path: Path) -> No
     assert (stored.description, stored.hash, stored.version) == ("edited", artifact.hash, "1")
 
 
+def test_storage_key_cannot_be_pointed_at_other_bytes(instance, tmp_path: Path) -> None:
+    """What permanent delete removes is never writable: neither another artifact's object nor
+    the database file can be reached by editing a row."""
+    victim = ln.Artifact(write(tmp_path / "v.txt", "victim"), key="v.txt").save()
+    target = ln.Artifact(write(tmp_path / "t.txt", "target"), key="t.txt").save()
+    for value in [victim.storage_key, ".biolake/biolake.db"]:
+        with pytest.raises(ValidationError, match=r"Artifact\.storage_key is set by biolake"):
+            target.storage_key = value
+    with pytest.raises(ValidationError, match=r"Artifact\.storage_id is set by biolake"):
+        target.storage_id = target.storage_id + 1
+    target.delete(permanent=True)
+    assert ln.Artifact.get(key="v.txt").load() == "victim"
+
+
+def test_permanent_delete_removes_only_the_object_of_its_hash(instance, tmp_path: Path) -> None:
+    """Even a row changed behind biolake's back (SQL) cannot make a delete remove other files."""
+    from sqlalchemy import update
+
+    victim = ln.Artifact(write(tmp_path / "v.txt", "victim"), key="v.txt").save()
+    ln.Artifact(write(tmp_path / "t.txt", "target"), key="t.txt").save()
+    for i, key in enumerate([victim.storage_key, ".biolake/biolake.db", "../outside.txt"]):
+        doomed = ln.Artifact(write(tmp_path / f"d{i}.txt", f"d{i}"), key=f"d{i}.txt").save()
+        own_object = instance.storage.local_path(doomed.storage_key)
+        with instance.db.write() as session:
+            table = ln.Artifact.__table__
+            session.execute(update(table).where(table.c.id == doomed.id).values(storage_key=key))
+        ln.Artifact.get(key=f"d{i}.txt").delete(permanent=True)
+        assert own_object.exists()  # left for `check` to find: better a stray than a loss
+    assert ln.Artifact.get(key="v.txt").load() == "victim"
+    assert ln.Artifact.get(key="t.txt").load() == "target"
+    if instance.db.is_sqlite:
+        assert (instance.root / ".biolake" / "biolake.db").is_file()
+
+
+def test_delete_inside_a_rolled_back_transaction_keeps_the_bytes(instance, tmp_path: Path) -> None:
+    """Bytes go only once the enclosing transaction has ended, and only if no row (restored by
+    the rollback) references them."""
+    artifact = ln.Artifact(write(tmp_path / "x.txt", "kept"), key="x.txt").save()
+    with pytest.raises(RuntimeError, match="changed my mind"), instance.db.write():
+        artifact.delete(permanent=True)
+        raise RuntimeError("changed my mind")
+    assert ln.Artifact.get(key="x.txt").load() == "kept"
+    with instance.db.write():
+        ln.Artifact.get(key="x.txt").delete(permanent=True)
+        assert instance.storage.exists(artifact.storage_key)  # not yet: the row may come back
+    assert not instance.storage.exists(artifact.storage_key)
+
+
 def test_rename_moves_every_version(instance, tmp_path: Path) -> None:
     path = write(tmp_path / "x.txt", "1")
     v1 = ln.Artifact(path, key="old/x.txt").save()
