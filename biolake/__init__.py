@@ -30,10 +30,12 @@ _LAZY = {
     "Run": "biolake.registries.run",
     "Transform": "biolake.registries.transform",
     "errors": "biolake.errors",
-    "save": "biolake.registries.bulk",
+    "save": "biolake.registries.save",
     "settings": "biolake.setup",
     "setup": "biolake.setup",
 }
+
+_MODULES = {"errors", "setup"}  # public names that are modules, not attributes of one
 
 __all__ = sorted([*_LAZY, "__version__"])
 
@@ -43,11 +45,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imp
     from biolake.query.queryset import QuerySet as QuerySet
     from biolake.registries.artifact import Artifact as Artifact
     from biolake.registries.base import Registry as Registry
-    from biolake.registries.bulk import save as save
     from biolake.registries.feature import Feature as Feature
     from biolake.registries.project import Project as Project
     from biolake.registries.record import Record as Record
     from biolake.registries.run import Run as Run
+    from biolake.registries.save import save as save
     from biolake.registries.storage import Storage as Storage
     from biolake.registries.transform import Transform as Transform
     from biolake.registries.user import User as User
@@ -59,7 +61,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'biolake' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value
     return value
 

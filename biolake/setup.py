@@ -2,7 +2,7 @@
 
 ``init(storage=...)`` creates an instance (a storage folder plus a database) and connects it;
 ``connect(path_or_name)`` opens an existing one; ``close()`` closes every open instance. The
-machinery lives in ``biolake.core.instances``; this public module sits above the registries
+machinery lives in ``biolake.core.connect``; this public module sits above the registries
 because ``settings.user`` returns the current ``User`` row.
 
 Example::
@@ -15,10 +15,13 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from biolake.core.connect import close, connect, connected, current_instance, home, init
 from biolake.core.instance import Instance
-from biolake.core.instances import close, connect, connected, current_instance, home, init
-from biolake.registries.user import User, current_user_id
+
+if TYPE_CHECKING:
+    from biolake.registries.user import User
 
 __all__ = ["Settings", "close", "connect", "current_instance", "home", "init", "settings"]
 
@@ -36,6 +39,9 @@ class Settings:
 
     @property
     def user(self) -> User:
+        # Here, not at the top: `ln.setup.init(...)` alone loads no registry (half its time).
+        from biolake.registries.user import User, current_user_id
+
         instance = current_instance()
         user = instance.db.session.get(User, current_user_id(instance))
         instance.db.end_read()

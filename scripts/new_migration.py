@@ -33,6 +33,7 @@ def main() -> None:
         config.set_main_option("script_location", str(MIGRATIONS))
         with engine.begin() as conn:
             config.attributes["connection"] = conn
+            config.attributes["autogenerate"] = True
             if any((MIGRATIONS / "versions").glob("*.py")):
                 command.upgrade(config, "head")
             command.revision(config, message, autogenerate=True, rev_id=rev_id)

@@ -33,7 +33,7 @@ def test_import_loads_nothing_heavy(tmp_path: Path) -> None:
         import biolake
         import biolake as ln
         heavy = {HEAVY!r} + ["sqlalchemy", "platformdirs", "biolake.setup"]
-        heavy += ["biolake.core.instances", "biolake.core.db"]
+        heavy += ["biolake.core.connect", "biolake.core.db"]
         print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy))
         """,
         BIOLAKE_HOME=str(home),

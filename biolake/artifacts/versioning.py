@@ -21,7 +21,7 @@ import contextlib
 import functools
 import gc
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,14 +54,15 @@ def save_artifacts(
     model: type[Artifact],
     instance: Instance,
     artifacts: Sequence[Artifact],
-    storage_id: int,
+    storage_id: Callable[[], int],
     run: Run | None = None,
 ) -> list[Artifact]:
     """Store and register new artifacts of ``model`` in one transaction; returns the saved
     artifacts, where an existing artifact stands in for each duplicate.
 
-    ``storage_id`` is the instance's storage root in the Storage registry; ``run``, the current
-    run, becomes the run of new artifacts that name none."""
+    ``storage_id()`` gives the instance's storage root in the Storage registry, called inside
+    the transaction (a first save creates that row, and a failed one leaves none); ``run``, the
+    current run, becomes the run of new artifacts that name none."""
     new = [a for a in artifacts if a.id is None]
     for artifact in new:  # before any bytes are copied; the artifact can be fixed and saved
         artifact._check_text()
@@ -208,10 +209,11 @@ def _register(
     session: Session,
     artifacts: Sequence[Artifact],
     stored: dict[int, StoredObject],
-    storage_id: int,
+    storage_id: Callable[[], int],
     run: Run | None,
 ) -> list[Artifact]:
     new = [a for a in artifacts if a.id is None]
+    root_id = storage_id() if new else None
     _lock(instance, session, KEY_LOCKS, {a.key or "" for a in new})
     _lock(instance, session, BYTES_LOCKS, {s.hash for s in stored.values()})
     latest = _latest_by_key(model, session, new, stored)
@@ -237,7 +239,7 @@ def _register(
             size=obj.size,
             n_files=obj.n_files,
             storage_key=obj.key,
-            storage_id=storage_id,
+            storage_id=root_id,
         )
         stem = trashed_stems.pop(artifact.key, None) if current is None else None
         _assign_version(model, session, artifact, current, pending_versions, stem)

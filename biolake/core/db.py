@@ -123,7 +123,7 @@ def make_engine(url: str) -> Engine:
 
 def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
     # Search's near matches (`q <% field`, index-backed) use this threshold; 0.5 tolerates a
-    # typo in a short word like SQLite's search does (see biolake/search.py). Outside a
+    # typo in a short word like SQLite's search does (see biolake/search/searchable.py). Outside a
     # transaction, so that no rollback undoes it.
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True
@@ -353,7 +353,7 @@ def integer_or_null(column: Any, dialect: str) -> ColumnElement[Any]:
 
 # A bound IN list costs one parameter per value: PostgreSQL's protocol allows 65,535 per
 # statement and SQLite builds as few as 999 (32,766 by default), and SQLite's count() binds its
-# statement twice (see feature_query.count_by_values). Up to this many values stay an ordinary
+# statement twice (see features.filters.count_by_values). Up to this many values stay an ordinary
 # IN list; longer lists travel as one parameter: a JSON array read by json_each on SQLite, an
 # array on PostgreSQL (``= ANY``, planned like IN).
 LONG_IN_LIST = 100

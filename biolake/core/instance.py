@@ -1,4 +1,4 @@
-"""An open instance: a storage root, its database and the current user."""
+"""An open instance: its storage root, its database, and the ids of its own rows."""
 
 from __future__ import annotations
 

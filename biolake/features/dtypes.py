@@ -66,10 +66,10 @@ class Dtype:
 
 def parse_dtype(spec: Any) -> tuple[str, Any]:
     """``spec`` -> (dtype string, Record type or None); raises DtypeError for unknown specs."""
-    if isinstance(spec, models.Record):
-        return _record_type_dtype(spec), spec
     if isinstance(spec, str):
         return _parse_string(spec.strip())
+    if isinstance(spec, models.Record):
+        return _record_type_dtype(spec), spec
     if spec in _PY_TYPES:
         return _PY_TYPES[spec], None
     origin, args = getattr(spec, "__origin__", None), tuple(getattr(spec, "__args__", ()))
@@ -290,10 +290,10 @@ def _check_json(value: Any, depth: int) -> None:
 
 
 def _check_cat(value: Any) -> Any:
-    if isinstance(value, models.Record):
-        return value
     if isinstance(value, str):
         check_text(value)
+        return value
+    if isinstance(value, models.Record):
         return value
     raise DtypeError("expected a record name (str) or a Record")
 

@@ -120,7 +120,7 @@ class _Term:
 
     def probe_for(self, host_id: Any) -> Any:
         """``EXISTS`` a matching value of the host ``host_id``: answered by the index
-        (host_id, feature_id, value_x) of the value column (see ``feature_values``)."""
+        (host_id, feature_id, value_x) of the value column (see ``features.values``)."""
         t = self.table
         match = (t.c.host_id == host_id, t.c.feature_id == self.info.id, self.inner)
         return exists(select(t.c.host_id).where(*match))
@@ -272,7 +272,7 @@ def count_by_values(
     everything = select(counted).select_from(rows).where(*conds)
     if not defaults:  # visibility filtered explicitly: every host counts
         return everything
-    # The hosts in the trash, from a partial index that holds only them (see features.py).
+    # The hosts in the trash, from a partial index that holds only them (see features.manager).
     trashed = select(host.__table__.c.id).where(text(TRASHED_HOSTS))
     if not db.is_sqlite:  # an anti-join, whatever the size
         return everything.where(~exists(trashed.where(host.__table__.c.id == host_id)))

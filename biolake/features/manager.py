@@ -1,7 +1,7 @@
 """Annotating objects with typed feature values: the ``HasFeatures`` mixin and ``obj.features``.
 
 A registry opts in by listing the mixin first: ``class Run(HasFeatures, CreatedBy, Registry)``.
-That declares its value table (see ``feature_values``), adds ``obj.features`` and lets
+That declares its value table (see ``features.values``), adds ``obj.features`` and lets
 ``filter``/``exclude``/``get`` and ``to_dataframe(include="features")`` use feature names.
 
 Semantics (documented in docs/records_features.md):
@@ -61,7 +61,7 @@ class HasFeatures:
         if "__tablename__" in cls.__dict__:
             cls._feature_values = value_table(cls.__dict__["__tablename__"])
             # Counting by feature values leaves out the hosts in the trash through this index
-            # of them alone (see feature_query.count_by_values).
+            # of them alone (see features.filters.count_by_values).
             table: Any = cls.__dict__["__table__"]
             trashed = text(TRASHED_HOSTS)
             Index(

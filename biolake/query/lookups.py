@@ -1,9 +1,9 @@
 """Django-style lookups: ``field__relation__lookup=value`` keys turned into SQL conditions.
 
 :data:`LOOKUPS` maps each lookup name to its SQL; only bound parameters reach SQL. Relations are
-followed through ``IN (subquery)`` conditions, JSON columns by key path (see ``db.json_value``),
-and registries may resolve further names (features) through ``_resolve_extra``. Anything
-unknown raises ``InvalidArgument`` with a suggestion.
+followed through ``IN (subquery)`` conditions, JSON columns by key path (see
+``core.db.json_value``), and registries may resolve further names (features) through
+``_resolve_extra``. Anything unknown raises ``InvalidArgument`` with a suggestion.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def _is_queryset(value: Any) -> bool:
-    return hasattr(value, "_select_ids")  # a QuerySet (no import: query.py imports this module)
+    return hasattr(value, "_select_ids")  # a QuerySet (no import: queryset.py imports this module)
 
 
 Entity = Any  # a mapped class or an aliased class

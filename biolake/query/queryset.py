@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from sqlalchemy import Select, and_, bindparam, false, func, not_, select
 
-from biolake.core.instances import current_instance
+from biolake.core.connect import current_instance
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.query.frames import fetch_raw, frame
 from biolake.query.lookups import check_no_nul, condition
@@ -31,7 +31,7 @@ T = TypeVar("T", bound="Registry")
 _building_for: ContextVar[Instance | None] = ContextVar("_building_for", default=None)
 
 
-# The feature conditions of the filter() call being built (see feature_query.plan_feature_terms).
+# The feature conditions of the filter() call being built (see features.filters.plan_feature_terms).
 _feature_terms: ContextVar[list[Any] | None] = ContextVar("_feature_terms", default=None)
 
 

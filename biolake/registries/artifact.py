@@ -1,11 +1,13 @@
 """Artifacts: files, folders, DataFrames and AnnData registered under a key, with versions.
 
-See ``biolake/versioning.py`` for what a save does, and ``docs/artifacts.md`` for the rules.
+See ``biolake/artifacts/versioning.py`` for what a save does, and ``docs/artifacts.md`` for the
+rules.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 from pathlib import Path
@@ -35,7 +37,7 @@ from biolake.artifacts.versioning import (
     save_artifacts,
 )
 from biolake.artifacts.writers import suffix_for_anndata, write_anndata, write_dataframe
-from biolake.core.instances import current_instance
+from biolake.core.connect import current_instance
 from biolake.core.log import logger
 from biolake.errors import InvalidArgument, ValidationError, short_repr
 from biolake.features.manager import HasFeatures
@@ -291,7 +293,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
 
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
-        storage_id = root_storage_id(instance)
+        storage_id = functools.partial(root_storage_id, instance)
         return save_artifacts(cls, instance, objects, storage_id, current_run())
 
     # --- versions & lookups --------------------------------------------------------------------

@@ -15,8 +15,8 @@ from sqlalchemy.orm import (
     object_session,
 )
 
+from biolake.core.connect import current_instance
 from biolake.core.ids import new_uid
-from biolake.core.instances import current_instance
 from biolake.core.log import logger
 from biolake.core.schema.base import Base, UTCDateTime, utcnow
 from biolake.core.values import holds_nul
@@ -82,7 +82,6 @@ class Registry(Base):
     @classmethod
     def objects(cls, instance: Instance | None = None) -> QuerySet[Self]:
         """All rows (trash hidden) of the current instance, or of ``instance``."""
-
         return QuerySet(cls, instance)
 
     @classmethod
@@ -157,7 +156,6 @@ class Registry(Base):
 
     @classmethod
     def _include_in_dataframe(cls, queryset: QuerySet[Any], df: Any, include: Any) -> Any:
-
         raise InvalidArgument(f"{cls.__name__}.to_dataframe() takes no include={include!r}.")
 
     # --- instance & session --------------------------------------------------------------------
@@ -167,7 +165,6 @@ class Registry(Base):
         session = object_session(self)
         if session is not None:
             return session.info["instance"]
-
         return current_instance()
 
     def save(self) -> Self:
@@ -209,7 +206,6 @@ class Registry(Base):
 
     def _reuse(self, existing: Self, session: Any, reason: str = "") -> Self:
         """Log that ``existing`` stands in for this unsaved row; a new description is written."""
-
         stored: Any = existing  # registries with a description (Record, Feature, Artifact)
         message = f"returning the existing {type(self).__name__.lower()} {stored._reuse_label()}"
         if reason:
@@ -299,7 +295,6 @@ class Registry(Base):
 
     def describe(self, return_str: bool = False) -> str | None:
         """Print a tree of this row's fields (and features); ``return_str=True`` returns it."""
-
         return describe_registry(self, return_str=return_str)
 
     @classmethod

@@ -1,5 +1,5 @@
 """Tracking: which run is current, and (to come) track / finish / tracked and lineage.
 
-May use query, core, storage and errors. The save and load paths ask ``context.current_run()``
-through the registries; tracking itself never imports a registry (models are passed in).
+May use query, core, storage and errors. The save path asks ``context.current_run()`` through
+the registries (load, cache and open will too); tracking never imports a registry.
 """

@@ -1,4 +1,5 @@
-"""The run that is current in this thread or task: what the save and load paths ask for.
+"""The run that is current in this thread or task: what the save path (and later the load
+path) asks for.
 
 A ``ContextVar``, so threads and asyncio tasks each see their own run, and a run opened inside
 a function call ends with it. ``ln.track()`` will set it; until then it is always None.

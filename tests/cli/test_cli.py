@@ -149,7 +149,7 @@ def test_help_imports_only_click() -> None:
         "import sys\nfrom biolake.cli import main\nsys.argv = ['biolake', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = ('sqlalchemy', 'pandas', 'platformdirs', 'biolake.setup',\n"
-        "         'biolake.core.instances', 'biolake.core.db')\n"
+        "         'biolake.core.connect', 'biolake.core.db')\n"
         "print([m for m in heavy if m in sys.modules], file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

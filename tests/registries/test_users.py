@@ -84,6 +84,20 @@ def test_first_save_failing_does_not_lose_the_user(instance: Any) -> None:
     assert project.created_by.handle == "testuser"
 
 
+def test_first_artifact_save_failing_leaves_no_user_or_storage_row(
+    instance: Any, tmp_path: Any
+) -> None:
+    # The user and the storage root are created inside the save's transaction: a save that
+    # fails (here on its description) leaves neither behind.
+    source = tmp_path / "x.txt"
+    source.write_text("x")
+    with pytest.raises(ln.errors.ValidationError, match="NUL"):
+        ln.Artifact(source, key="x.txt", description="bad\x00").save()
+    assert (ln.User.filter().count(), ln.Storage.filter().count()) == (0, 0)
+    artifact = ln.Artifact(source, key="x.txt").save()
+    assert (artifact.created_by.handle, artifact.storage.root) == ("testuser", str(instance.root))
+
+
 def test_user_created_by_another_process_at_the_same_moment(
     instance: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

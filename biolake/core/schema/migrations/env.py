@@ -10,6 +10,9 @@ config = context.config
 # Autogenerate (scripts/new_migration.py) imports biolake.registries first, so that every table is
 # mapped; upgrades run the migration scripts alone and need no models.
 target_metadata = Base.metadata
+if config.attributes.get("autogenerate") and not target_metadata.tables:
+    # Against an empty metadata, autogenerate would write a migration that drops every table.
+    raise RuntimeError("Import biolake.registries before autogenerating a migration.")
 
 
 def run_migrations_online() -> None:

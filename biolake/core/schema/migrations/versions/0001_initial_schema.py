@@ -9,10 +9,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy import Text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=Text()))
+from sqlalchemy.dialects import postgresql  # noqa: F401
 
-import biolake.core.schema.base
+import biolake.core.schema.base  # noqa: F401
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -29,9 +30,7 @@ def upgrade() -> None:
         sa.Column("handle", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("handle", name=op.f("uq_users_handle")),
         sa.UniqueConstraint("uid", name=op.f("uq_users_uid")),
@@ -43,9 +42,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_projects_created_by_id_users")
@@ -68,9 +65,7 @@ def upgrade() -> None:
         sa.Column("is_type", sa.Boolean(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_records_created_by_id_users")
@@ -94,9 +89,7 @@ def upgrade() -> None:
         sa.Column("root", sa.String(length=1024), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_storages_created_by_id_users")
@@ -121,9 +114,7 @@ def upgrade() -> None:
         sa.Column("source_hash", sa.String(length=80), nullable=True),
         sa.Column("version", sa.String(length=20), nullable=False),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_transforms_created_by_id_users")
@@ -147,9 +138,7 @@ def upgrade() -> None:
         sa.Column("record_type_id", sa.Integer(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_features_created_by_id_users")
@@ -204,12 +193,8 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column(
-            "started_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "finished_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column(
             "environment",
@@ -222,9 +207,7 @@ def upgrade() -> None:
         sa.Column("report", sa.Text(), nullable=True),
         sa.Column("initiated_by_run_id", sa.Integer(), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_runs_created_by_id_users")
@@ -264,9 +247,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("transform_id", sa.Integer(), nullable=True),
         sa.Column("visibility", sa.String(length=8), nullable=False),
-        sa.Column(
-            "created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_artifacts_created_by_id_users")
@@ -314,9 +295,7 @@ def upgrade() -> None:
             "value_str", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), nullable=True
         ),
         sa.Column("value_date", sa.Date(), nullable=True),
-        sa.Column(
-            "value_datetime", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("value_datetime", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("value_json", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("record_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -421,9 +400,7 @@ def upgrade() -> None:
             "value_str", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), nullable=True
         ),
         sa.Column("value_date", sa.Date(), nullable=True),
-        sa.Column(
-            "value_datetime", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("value_datetime", biolake.core.schema.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("value_json", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("record_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
