@@ -30,6 +30,9 @@ _LAZY = {
     "Run": "biolake.registries.run",
     "Transform": "biolake.registries.transform",
     "errors": "biolake.errors",
+    "finish": "biolake.registries.track",
+    "track": "biolake.registries.track",
+    "tracked": "biolake.registries.track",
     "save": "biolake.registries.save",
     "settings": "biolake.setup",
     "setup": "biolake.setup",
@@ -51,6 +54,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imp
     from biolake.registries.run import Run as Run
     from biolake.registries.save import save as save
     from biolake.registries.storage import Storage as Storage
+    from biolake.registries.track import finish as finish
+    from biolake.registries.track import track as track
+    from biolake.registries.track import tracked as tracked
     from biolake.registries.transform import Transform as Transform
     from biolake.registries.user import User as User
     from biolake.setup import settings as settings

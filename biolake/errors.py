@@ -11,6 +11,7 @@ derives from the builtin exception it refines, so ``except ValueError`` keeps wo
     ├── InstanceError (RuntimeError)          an instance cannot be created, found or opened
     │   └── InstanceNotFound (LookupError)
     ├── IntegrityError (RuntimeError)         the database refused a write (e.g. a duplicate)
+    ├── TrackingError (RuntimeError)          a run cannot be tracked (no script, no current run)
     └── StorageError (OSError)                stored bytes cannot be written or read
 
 Messages name the bad value and say what to do next; unknown names suggest close matches.
@@ -75,6 +76,10 @@ class InstanceNotFound(InstanceError, LookupError):
 
 class IntegrityError(BiolakeError, RuntimeError):
     """The database refused a write, for example a duplicate of a unique value."""
+
+
+class TrackingError(BiolakeError, RuntimeError):
+    """A run cannot be started or finished: no script to track, or no run to finish."""
 
 
 class StorageError(BiolakeError, OSError):

@@ -19,6 +19,7 @@ BUILTIN_PARENT = {
     "InstanceError": RuntimeError,
     "InstanceNotFound": LookupError,
     "IntegrityError": RuntimeError,
+    "TrackingError": RuntimeError,
     "StorageError": OSError,
 }
 

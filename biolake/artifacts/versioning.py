@@ -20,12 +20,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 
 from biolake.core.db import integer_or_null
 from biolake.core.ids import new_uid
@@ -43,9 +42,10 @@ if TYPE_CHECKING:
 # An artifact's uid: the stem its versions share, then a suffix of its own.
 STEM_LENGTH = 16
 VERSION_SUFFIX_LENGTH = 4
-# Advisory lock spaces on PostgreSQL (see _lock): "bl" for keys, "bb" for stored bytes.
-KEY_LOCKS = 0x626C
-BYTES_LOCKS = 0x6262
+# Lock spaces (Database.lock): savers and renamers of one key; a save that registers bytes and
+# a delete that removes bytes no row references. Key locks come before bytes locks.
+KEY_LOCKS = 0x626C  # "bl"
+BYTES_LOCKS = 0x6262  # "bb"
 PROGRESS_THRESHOLD = 200  # show a progress bar when storing at least this many artifacts
 IN_CHUNK = 500  # ids/keys per IN (...) list
 
@@ -182,7 +182,7 @@ def _delete_now(
 ) -> None:
     hashes = sorted({hash_ for _, hash_ in objects})
     with instance.db.write() as session:
-        _lock(instance, session, BYTES_LOCKS, hashes)
+        instance.db.lock(BYTES_LOCKS, hashes)
         referenced: set[str] = set()
         for chunk in _chunks(hashes):
             rows = session.execute(select(model.storage_key).where(model.hash.in_(chunk)))
@@ -214,8 +214,8 @@ def _register(
 ) -> list[Artifact]:
     new = [a for a in artifacts if a.id is None]
     root_id = storage_id() if new else None
-    _lock(instance, session, KEY_LOCKS, {a.key or "" for a in new})
-    _lock(instance, session, BYTES_LOCKS, {s.hash for s in stored.values()})
+    instance.db.lock(KEY_LOCKS, {a.key or "" for a in new})
+    instance.db.lock(BYTES_LOCKS, {s.hash for s in stored.values()})
     latest = _latest_by_key(model, session, new, stored)
     trashed_stems = _trashed_stems(model, session, new, latest)
     pending: list[Artifact] = []  # inserted together at the end
@@ -291,28 +291,6 @@ def _assign_version(
     pending_versions.setdefault(stem, []).append(version)
     uid = stem + new_uid(VERSION_SUFFIX_LENGTH)
     state.update(stem=stem, version=version, uid=uid, is_latest=True)
-
-
-def _lock(instance: Instance, session: Session, space: int, values: Iterable[str]) -> None:
-    """On PostgreSQL, serialise the transactions that work on the same keys or bytes, until
-    commit (SQLite's BEGIN IMMEDIATE already serialises every write).
-
-    ``KEY_LOCKS``: savers and renamers of one key. ``BYTES_LOCKS`` (by hash): a save that
-    registers bytes, and a delete that removes bytes no row references. A transaction takes key
-    locks before bytes locks, each in the order of their ids, so two never wait on each other in
-    a cycle.
-    """
-    if instance.db.is_sqlite:
-        return
-    ids = sorted({zlib.crc32(value.encode()) - 2**31 for value in values})
-    if ids:  # one round trip for a whole batch; the locks are taken in the order of the ids
-        session.execute(_LOCK_STATEMENT, {"space": space, "ids": ids})
-
-
-_LOCK_STATEMENT = text(
-    "SELECT count(pg_advisory_xact_lock(:space, id)) "
-    "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY id) AS ids"
-)
 
 
 def _latest_by_key(
@@ -419,7 +397,7 @@ def rename_versions(model: type[Artifact], artifact: Artifact) -> None:
     instance.db.session.expire(artifact, ["key"])
     with instance.db.write() as session:
         old_key = session.scalars(select(model.key).where(model.id == artifact.id)).one()
-        _lock(instance, session, KEY_LOCKS, {new_key or "", old_key or ""})
+        instance.db.lock(KEY_LOCKS, {new_key or "", old_key or ""})
         taken = session.scalars(
             select(model.uid).where(model.key == new_key, model.stem != stem).limit(1)
         ).first()

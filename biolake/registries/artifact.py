@@ -21,6 +21,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    insert,
+    select,
     text,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -38,6 +40,7 @@ from biolake.artifacts.versioning import (
 )
 from biolake.artifacts.writers import suffix_for_anndata, write_anndata, write_dataframe
 from biolake.core.connect import current_instance
+from biolake.core.db import in_values
 from biolake.core.log import logger
 from biolake.errors import InvalidArgument, ValidationError, short_repr
 from biolake.features.manager import HasFeatures
@@ -294,7 +297,11 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
         storage_id = functools.partial(root_storage_id, instance)
-        return save_artifacts(cls, instance, objects, storage_id, current_run())
+        run = current_run()
+        saved = save_artifacts(cls, instance, objects, storage_id, run)
+        if run is not None and run._instance is instance:
+            _link_projects(instance, run, saved)
+        return saved
 
     # --- versions & lookups --------------------------------------------------------------------
 
@@ -349,7 +356,16 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def cache(self) -> Path:
         """A local path to the content; for local storage, the stored (read-only) object."""
         self._require_saved()
-        return self._instance.storage.local_path(self.storage_key)
+        path = self._instance.storage.local_path(self.storage_key)
+        self._note_input()
+        return path
+
+    def _note_input(self) -> None:
+        """A read while a run is current makes the artifact an input of that run, unless the
+        run made it (load and open read through cache)."""
+        run = current_run()
+        if run is not None and run.id is not None and run.id != self.run_id:
+            run._add_input(self)
 
     def load(self) -> Any:
         """Load into memory by suffix: DataFrame, AnnData, dict, str … (see
@@ -379,6 +395,35 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         self._check_stored("restore")
         restore_artifact(type(self), self)
         return self
+
+
+def _link_projects(instance: Instance, run: Run, artifacts: list[Artifact]) -> None:
+    """The projects of the run that made new artifacts are theirs too (``ln.track(project=)``).
+    A failure is a warning: the artifacts are saved already."""
+    try:
+        project_ids = [p.id for p in run.projects]
+        made = [a.id for a in artifacts if a.run_id == run.id]
+        if not project_ids or not made:
+            return
+        table = artifact_projects
+        with instance.db.write() as session:
+            linked = set(
+                session.execute(
+                    select(table.c.artifact_id, table.c.project_id).where(
+                        in_values(table.c.artifact_id, made, instance.db.dialect)
+                    )
+                ).all()
+            )
+            rows = [
+                {"artifact_id": a, "project_id": p}
+                for a in made
+                for p in project_ids
+                if (a, p) not in linked
+            ]
+            if rows:
+                session.execute(insert(table), rows)
+    except Exception as exc:
+        logger.warning(f"could not link the new artifacts to the run's projects: {exc!r}")
 
 
 def _check_run(run: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, insert, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.core.schema.base import UTCDateTime, utcnow
@@ -40,6 +40,11 @@ class Run(HasFeatures, CreatedBy, Registry):
     git_commit: Mapped[str | None] = mapped_column(String(64))
     report: Mapped[str | None] = mapped_column(Text)
     initiated_by_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    exit_code: Mapped[int | None]
+    finished_implicitly: Mapped[bool | None]
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    entrypoint: Mapped[str | None] = mapped_column(Text)
 
     transform: Mapped[Transform] = relationship(back_populates="runs")
     projects: Mapped[list[Project]] = relationship(secondary=run_projects)
@@ -56,6 +61,29 @@ class Run(HasFeatures, CreatedBy, Registry):
         initiated_by_run: Run | None = None,
     ) -> None:
         super().__init__(transform=transform, params=params, initiated_by_run=initiated_by_run)
+
+    def _add_input(self, artifact: Artifact) -> None:
+        """Record that this run read ``artifact`` (once; from this process, once per artifact)."""
+        seen: set[int] = self.__dict__.setdefault("_input_ids", set())
+        if artifact.id in seen or artifact._instance is not self._instance:
+            return
+        table = run_inputs
+        with self._instance.db.write() as session:
+            linked = session.execute(
+                select(table.c.run_id).where(
+                    table.c.run_id == self.id, table.c.artifact_id == artifact.id
+                )
+            ).first()
+            if linked is None:
+                session.execute(insert(table).values(run_id=self.id, artifact_id=artifact.id))
+        seen.add(artifact.id)
+
+    @property
+    def outputs(self) -> QuerySet[Artifact]:
+        """The artifacts this run saved."""
+        from biolake.registries.artifact import Artifact
+
+        return Artifact.filter(run=self)
 
     @property
     def inputs(self) -> QuerySet[Artifact]:

@@ -1,15 +1,15 @@
-"""The run that is current in this thread or task: what the save path (and later the load
-path) asks for.
+"""The run that is current: what the save path and the load path ask for.
 
-A ``ContextVar``, so threads and asyncio tasks each see their own run, and a run opened inside
-a function call ends with it. ``ln.track()`` will set it; until then it is always None.
+Two levels: the run of the process (``ln.track()`` in a script or notebook), seen by every
+thread, and the run of a ``@ln.tracked()`` call, a ``ContextVar``, so threads and asyncio tasks
+each see their own and a call's run ends with it. The call's run wins while it lasts.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,16 +18,35 @@ if TYPE_CHECKING:
 _current_run: ContextVar[Run | None] = ContextVar("biolake_current_run", default=None)
 
 
+_process_run: Run | None = None
+
+
 def current_run() -> Run | None:
     """The current run, or None when nothing is tracked."""
-    return _current_run.get()
+    run = _current_run.get()
+    return run if run is not None else _process_run
+
+
+def set_process_run(run: Run | None) -> None:
+    """Make ``run`` the run of this process (``ln.track()``), or clear it (None)."""
+    global _process_run
+    _process_run = run
+
+
+def enter_run(run: Run | None) -> Token[Run | None]:
+    """Make ``run`` current in this context (a tracked call); ``leave_run`` ends it."""
+    return _current_run.set(run)
+
+
+def leave_run(token: Token[Run | None]) -> None:
+    _current_run.reset(token)
 
 
 @contextlib.contextmanager
 def run_context(run: Run | None) -> Iterator[None]:
     """Make ``run`` the current run inside the block, then restore the previous one."""
-    token = _current_run.set(run)
+    token = enter_run(run)
     try:
         yield
     finally:
-        _current_run.reset(token)
+        leave_run(token)

@@ -1,0 +1,207 @@
+"""Runs that tell the truth about how they ended: start, end, and the process's own run.
+
+``track`` opens the run of the process and watches how the process ends:
+
+- ``finish()``: ``completed``;
+- an uncaught exception: ``errored``, with the traceback as the report;
+- ``sys.exit(n)`` with n not 0: ``errored``, with the exit code; a clean exit without
+  ``finish()``: ``completed``, marked as finished implicitly;
+- SIGTERM or SIGINT: ``aborted``; then the previous handler runs, so the process still ends
+  as the scheduler expects.
+
+A run stays ``started`` only while its process lives: it records its pid and host, so a run
+whose process was killed outright (SIGKILL, out of memory) can be told apart.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from biolake.core.connect import current_instance
+from biolake.core.instance import Instance
+from biolake.core.log import logger
+from biolake.core.schema.base import utcnow
+from biolake.errors import TrackingError, ValidationError
+from biolake.tracking import context
+from biolake.tracking.source import script_source
+from biolake.tracking.transforms import upsert_transform
+
+ENDED = ("completed", "errored", "aborted", "crashed")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The registry classes tracking creates rows of, passed in by ``biolake.registries``."""
+
+    run: Any
+    transform: Any
+    project: Any
+
+
+def new_run(
+    models: Models,
+    instance: Instance,
+    transform: Any,
+    params: dict[str, Any] | None,
+    project: str | None = None,
+    initiated_by: Any = None,
+) -> Any:
+    """Insert a ``started`` run of ``transform`` in this process."""
+    run = models.run(transform=transform, params=_checked(params), initiated_by_run=initiated_by)
+    run.status = "started"
+    run.pid, run.host = os.getpid(), socket.gethostname()
+    run.entrypoint = shlex.join(sys.argv) if sys.argv and sys.argv[0] else None
+    if project is not None:
+        run.projects.append(_project(models.project, project))
+    elif initiated_by is not None:  # a tracked call belongs to the projects of its caller
+        run.projects.extend(initiated_by.projects)
+    with instance.db.write():
+        run.save()
+    return run
+
+
+def end_run(
+    run: Any,
+    status: str,
+    *,
+    report: str | None = None,
+    exit_code: int | None = None,
+    implicitly: bool = False,
+) -> None:
+    """Record how ``run`` ended; a failure to record it is a warning, never the user's error."""
+    try:
+        run.status, run.finished_at = status, utcnow()
+        run.exit_code, run.finished_implicitly = exit_code, implicitly or None
+        if report is not None:
+            run.report = report
+        run.save()
+    except Exception as exc:  # the process is ending or the database is gone
+        logger.warning(f"could not record that run {run.uid} {status}: {exc!r}")
+
+
+def _checked(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise ValidationError(f"params must be a dict with str keys, not {params!r}.")
+    for name, value in params.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"params[{name!r}] = {value!r} is not JSON (str, int, float, bool, None, lists "
+                "and dicts of them): store it as a string, or as an artifact and pass its uid."
+            ) from None
+    return params
+
+
+def _project(model: Any, name: str) -> Any:
+    found = model.filter(name=name).one_or_none()
+    if found is not None:
+        return found
+    project = model(name=name).save()
+    logger.info(f"created project {name!r}")
+    return project
+
+
+# --- the process's run ----------------------------------------------------------------------
+
+
+def track(models: Models, *, params: dict[str, Any] | None, project: str | None, path: Any) -> Any:
+    """Open the run of this process (``ln.track``); a run still open is finished first."""
+    source = script_source(path)
+    instance = current_instance()
+    transform = upsert_transform(models.transform, instance, source)
+    if _process is not None:
+        _process.end("completed")
+    run = new_run(models, instance, transform, params, project)
+    _ProcessRun(run).start()
+    logger.info(f"started run {run.uid} of {transform.key} (version {transform.version})")
+    return run
+
+
+def finish() -> None:
+    """Close the run of this process as ``completed`` (``ln.finish``)."""
+    if _process is None:
+        raise TrackingError("ln.finish() found no run to finish: call ln.track() first.")
+    _process.end("completed")
+
+
+_process: _ProcessRun | None = None
+
+
+class _ProcessRun:
+    """Watches how the process ends, for its run; restores every hook it replaced when done."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.exit_code: int | None = None
+        self._excepthook = sys.excepthook
+        self._exit = sys.exit
+        self._signals: dict[int, Any] = {}
+
+    def start(self) -> None:
+        global _process
+        _process = self
+        context.set_process_run(self.run)
+        sys.excepthook = self._on_exception
+        sys.exit = self._on_exit  # type: ignore[assignment]
+        atexit.register(self._at_exit)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._signals[signum] = signal.signal(signum, self._on_signal)
+
+    def end(self, status: str, **details: Any) -> None:
+        global _process
+        if _process is not self:
+            return
+        _process = None
+        context.set_process_run(None)
+        self._restore()
+        end_run(self.run, status, **details)
+
+    def _restore(self) -> None:
+        if sys.excepthook == self._on_exception:
+            sys.excepthook = self._excepthook
+        if sys.exit == self._on_exit:
+            sys.exit = self._exit
+        atexit.unregister(self._at_exit)
+        for signum, handler in self._signals.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, handler)
+
+    def _on_exception(self, kind: Any, value: Any, tb: Any) -> None:
+        report = "".join(traceback.format_exception(kind, value, tb))
+        self.end("errored", report=report, exit_code=1)
+        self._excepthook(kind, value, tb)
+
+    def _on_exit(self, code: Any = None) -> None:
+        self.exit_code = code if isinstance(code, int) else (0 if code is None else 1)
+        self._exit(code)
+
+    def _at_exit(self) -> None:
+        code = self.exit_code
+        if code:
+            self.end("errored", exit_code=code, report=f"the process exited with code {code}")
+        else:
+            self.end("completed", exit_code=code, implicitly=True)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        previous = self._signals.get(signum, signal.SIG_DFL)
+        self.end("aborted", report=f"the process received {name}")
+        if callable(previous):
+            previous(signum, frame)
+        else:  # the default action (or ignore), as if we had never been there
+            signal.signal(signum, previous)
+            signal.raise_signal(signum)
