@@ -15,35 +15,33 @@ Example::
 
 from __future__ import annotations
 
-import re
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from biolake.errors import ValidationError
-from biolake.storage.base import Storage, StoredObject
-from biolake.storage.local import LocalStorage
-from biolake.storage.memory import MemoryStorage
+# Public name -> its module, imported on first access: importing one storage module (hashing,
+# for instance) does not load the backends and their thread pool.
+_LAZY = {
+    "LocalStorage": "biolake.storage.local",
+    "MemoryStorage": "biolake.storage.memory",
+    "Storage": "biolake.storage.base",
+    "StoredObject": "biolake.storage.base",
+    "storage_for": "biolake.storage.locations",
+}
 
-__all__ = ["LocalStorage", "MemoryStorage", "Storage", "StoredObject", "storage_for"]
+__all__ = sorted(_LAZY)
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+if TYPE_CHECKING:
+    from biolake.storage.base import Storage as Storage
+    from biolake.storage.base import StoredObject as StoredObject
+    from biolake.storage.local import LocalStorage as LocalStorage
+    from biolake.storage.locations import storage_for as storage_for
+    from biolake.storage.memory import MemoryStorage as MemoryStorage
 
 
-def storage_for(root: str) -> Storage:
-    """Return the storage backend for the location ``root``."""
-    match = _SCHEME.match(root)
-    if match is None:
-        return LocalStorage(root)
-    scheme, rest = match.group(1).lower(), match.group(2)
-    if scheme == "file":
-        return LocalStorage(rest)
-    if scheme == "memory":
-        if not rest:
-            raise ValidationError("memory:// needs a name, e.g. 'memory://test'.")
-        return MemoryStorage.shared(rest)
-    if scheme == "s3":
-        raise NotImplementedError(
-            f"S3 storage ({root!r}) is not supported yet. Use a local folder, e.g. './mydata'."
-        )
-    raise ValidationError(
-        f"Unsupported storage location {root!r}: use a local folder path, 'file://', "
-        "'memory://name' or (soon) 's3://bucket/prefix'."
-    )
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'biolake.storage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
