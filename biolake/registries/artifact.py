@@ -42,7 +42,7 @@ from biolake.artifacts.writers import suffix_for_anndata, write_anndata, write_d
 from biolake.core.connect import current_instance
 from biolake.core.db import in_values
 from biolake.core.log import logger
-from biolake.errors import InvalidArgument, ValidationError, short_repr
+from biolake.errors import InvalidArgument, StorageError, ValidationError, short_repr
 from biolake.features.manager import HasFeatures
 from biolake.registries.base import Registry
 from biolake.registries.describe import describe_artifact
@@ -126,11 +126,18 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         # A str, not a Path: pathlib's parsing was a third of this constructor's time.
         source = os.path.abspath(os.path.expanduser(path))
         try:
-            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+            mode = os.stat(source).st_mode
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"No such file or folder: '{source}' (the artifact's path)."
             ) from None
+        is_dir = stat.S_ISDIR(mode)
+        if not is_dir and not stat.S_ISREG(mode):
+            raise ValidationError(
+                f"'{source}' is {_file_kind(mode)}, not a file or folder: its bytes never end "
+                "(/dev/zero) or wait for a writer (a FIFO). Copy what you want to keep into a "
+                "file and register that."
+            )
         suffix = _storable_suffix(source)
         if key is not None:
             _check_key_suffix(validate_key(key), suffix, repr(os.path.basename(source)))
@@ -356,7 +363,16 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def cache(self) -> Path:
         """A local path to the content; for local storage, the stored (read-only) object."""
         self._require_saved()
-        path = self._instance.storage.local_path(self.storage_key)
+        try:
+            path = self._instance.storage.local_path(self.storage_key)
+        except FileNotFoundError:
+            raise StorageError(
+                f"The stored object of artifact {self.uid} (key {self.key!r}, version "
+                f"{self.version}) is missing from {self._instance.root}: {self.storage_key}. "
+                "Restore it from a backup, save the same content again "
+                "(ln.Artifact(path, key=...).save() puts the object back), or delete the "
+                "artifact."
+            ) from None
         self._note_input()
         return path
 
@@ -395,6 +411,16 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         self._check_stored("restore")
         restore_artifact(type(self), self)
         return self
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _link_projects(instance: Instance, run: Run, artifacts: list[Artifact]) -> None:

@@ -803,3 +803,40 @@ def test_rename_moves_every_version(instance, tmp_path: Path) -> None:
     ln.Artifact(write(tmp_path / "z.txt", "z"), key="z.txt").save()  # flushes nothing stale
     assert ln.Artifact.filter(key="new/x.txt").count() == 2
     assert ln.Artifact.filter(key="other.txt").to_list() == [other]
+
+
+@pytest.mark.parametrize("kind", ["character device", "FIFO", "link to a device"])
+def test_special_files_are_refused_before_any_byte_is_read(instance, tmp_path: Path, kind) -> None:
+    """/dev/zero never ends and a FIFO blocks until a writer comes: neither is saved."""
+    if kind == "FIFO":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif kind == "link to a device":
+        path = tmp_path / "zero.bin"
+        path.symlink_to("/dev/zero")
+    else:
+        path = Path("/dev/zero")
+    expected = r"a FIFO \(named pipe\)" if kind == "FIFO" else "a character device"
+    with pytest.raises(ValidationError, match=f"is {expected}, not a file or folder"):
+        ln.Artifact(path, key="z.bin")
+    assert ln.Artifact.filter().count() == 0
+
+
+def test_a_missing_stored_object_says_which_artifact_and_what_to_do(
+    instance, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "x.txt", "content")
+    artifact = ln.Artifact(source, key="x.txt").save()
+    stored = instance.storage.local_path(artifact.storage_key)
+    os.chmod(stored.parent, 0o755)
+    stored.unlink()
+    for read in (artifact.cache, artifact.load):
+        with pytest.raises(ln.errors.StorageError, match=r"\(key 'x.txt', version 1\)"):
+            read()
+    with (
+        pytest.raises(ln.errors.StorageError, match="save the same content again"),
+        artifact.open(),
+    ):
+        pass
+    assert ln.Artifact(source, key="x.txt").save() == artifact  # puts the object back
+    assert artifact.load() == "content"
