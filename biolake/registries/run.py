@@ -62,6 +62,17 @@ class Run(HasFeatures, CreatedBy, Registry):
     ) -> None:
         super().__init__(transform=transform, params=params, initiated_by_run=initiated_by_run)
 
+    @classmethod
+    def mark_crashed(cls) -> int:
+        """Mark ``crashed`` the runs still ``started`` on this host whose process is gone
+        (SIGKILL, out of memory); returns how many. ``ln.track()`` does it too.
+
+        Example: ``ln.Run.mark_crashed()``
+        """
+        from biolake.tracking.runs import mark_crashed  # loads tracking only when asked
+
+        return mark_crashed(cls, cls.objects().instance)
+
     def _add_input(self, artifact: Artifact) -> None:
         """Record that this run read ``artifact`` (once; from this process, once per artifact)."""
         seen: set[int] = self.__dict__.setdefault("_input_ids", set())

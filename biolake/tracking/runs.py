@@ -9,8 +9,9 @@
 - SIGTERM or SIGINT: ``aborted``; then the previous handler runs, so the process still ends
   as the scheduler expects.
 
-A run stays ``started`` only while its process lives: it records its pid and host, so a run
-whose process was killed outright (SIGKILL, out of memory) can be told apart.
+A run stays ``started`` only while its process lives: it records its pid and host, and the next
+``ln.track()`` on that host (or ``ln.Run.mark_crashed()``) marks ``crashed`` the runs whose
+process was killed outright (SIGKILL, out of memory, ``os._exit``).
 """
 
 from __future__ import annotations
@@ -114,6 +115,30 @@ def _project(model: Any, name: str) -> Any:
     return project
 
 
+def mark_crashed(model: Any, instance: Instance) -> int:
+    """Mark ``crashed`` the runs still ``started`` on this host whose process is gone (killed by
+    SIGKILL, out of memory, ``os._exit``); returns how many. Runs of other hosts are left: their
+    processes cannot be seen from here."""
+    host, crashed = socket.gethostname(), 0
+    started = model.filter(status="started", host=host).to_list()
+    for run in started:
+        if run.pid is not None and run.pid != os.getpid() and not _alive(run.pid):
+            report = f"its process (pid {run.pid} on {host}) ended without recording how"
+            end_run(run, "crashed", report=report)
+            crashed += 1
+    return crashed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 # --- the process's run ----------------------------------------------------------------------
 
 
@@ -121,6 +146,7 @@ def track(models: Models, *, params: dict[str, Any] | None, project: str | None,
     """Open the run of this process (``ln.track``); a run still open is finished first."""
     source = script_source(path)
     instance = current_instance()
+    mark_crashed(models.run, instance)
     transform = upsert_transform(models.transform, instance, source)
     if _process is not None:
         _process.end("completed")

@@ -203,3 +203,23 @@ def test_tracked_functions_work_without_track_async_too(instance) -> None:
         @ln.tracked()
         def numbers():  # type: ignore[no-untyped-def]
             yield 1
+
+
+@pytest.mark.parametrize("death", ["os._exit(1)", "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_a_run_whose_process_was_killed_is_marked_crashed_later(instance, tmp_path, death) -> None:
+    code = f"import os, signal\nimport biolake as ln\nln.track()\n{death}\n"
+    assert run_script(instance, tmp_path, "killed.py", code).returncode != 0
+    run = ln.Run.get(transform=ln.Transform.get(name="killed.py"))
+    assert (run.status, run.finished_at) == ("started", None)  # nothing could be recorded
+    assert ln.Run.mark_crashed() == 1
+    run = ln.Run.get(run.id)
+    assert run.status == "crashed" and run.finished_at is not None
+    assert f"pid {run.pid}" in run.report
+    assert ln.Run.mark_crashed() == 0
+    # The next tracked script on this host does it by itself.
+    assert run_script(instance, tmp_path, "killed.py", code).returncode != 0
+    assert (
+        run_script(instance, tmp_path, "next.py", "import biolake as ln\nln.track()\n").returncode
+        == 0
+    )
+    assert ln.Run.filter(status="crashed").count() == 2
