@@ -97,6 +97,7 @@ def main() -> None:
         f"\n{ln.Artifact.filter(key__startswith='demo/').count()} demo artifacts in the instance."
     )
     records_features_and_queries(work)
+    tracked_pipeline()
 
 
 def records_features_and_queries(work: Path) -> None:
@@ -157,6 +158,31 @@ def records_features_and_queries(work: Path) -> None:
     df = counts.to_dataframe(include="features")
     print(df[["key", "read_count", "cell_type", "experiment_date"]])
     artifact.describe()
+
+
+def tracked_pipeline() -> None:
+    """The "Runs & Transforms" section: this script as a tracked run, and a tracked function."""
+    import biolake as ln
+
+    step("Track this script and a function: params, inputs, outputs, project")
+    run = ln.track(params={"scale": 10.0}, project="biolake demo")
+
+    @ln.tracked()
+    def scale_expression(key: str, scale: float) -> ln.Artifact:
+        """Scale the expression column of a table."""
+        df = ln.Artifact.get(key=key).load()
+        df["expression"] = df["expression"] * scale
+        return ln.Artifact.from_dataframe(df, key="demo/expression_scaled.parquet").save()
+
+    scaled = scale_expression("demo/processed_data.parquet", scale=10.0)
+    ln.finish()
+    call = ln.Run.get(initiated_by_run=run)  # this call (a re-run finds the earlier output)
+    print(f"{run.transform.key} (version {run.transform.version}) -> {run.status}")
+    print(f"{call.transform.key}: params {call.params}, status {call.status}")
+    print("inputs:", [a.key for a in call.inputs], "| outputs:", [a.key for a in call.outputs])
+    print("the output's run:", scaled.run.transform.key)
+    print("initiated by the script's run:", call.initiated_by_run == run)
+    print("runs with scale=10:", ln.Run.filter(params__scale=10.0).count() >= 2)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ def test_demo_walks_through_the_contract_twice(tmp_path: Path) -> None:
     assert "after delete, latest is version 1" in out
     assert "read_count > 1e6 and T cell: ['demo/counts/sample2.csv']" in out
     assert "rejected: Nothing was stored" in out
+    assert "demo.py (version 1) -> completed" in out
+    assert "demo.py:tracked_pipeline.<locals>.scale_expression: params {" in out
+    assert (
+        "inputs: ['demo/processed_data.parquet'] | outputs: ['demo/expression_scaled.parquet']"
+        in out
+    )
+    assert "initiated by the script's run: True" in out
     assert "search 'p53': ['P53mutant1'" in out
     again = run_demo(tmp_path)  # same instance: existing content is found, nothing breaks
     assert again.returncode == 0, again.stderr
