@@ -26,6 +26,27 @@ def holds_nul(value: Any) -> bool:
     return False
 
 
+def text_problem(value: Any) -> str | None:
+    """What no database stores faithfully in a text or JSON value (keys too), or None: NUL
+    characters, or a lone surrogate (text that is not valid Unicode)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "NUL characters (\\x00)"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate (text that is not valid Unicode)"
+        return None
+    if isinstance(value, dict):
+        items: Any = (x for pair in value.items() for x in pair)
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    else:
+        return None
+    return next((p for p in map(text_problem, items) if p is not None), None)
+
+
 def fits_int64(value: int) -> bool:
     """Whether an int fits the 64-bit columns that hold ints (stored values and queries)."""
     return INT64[0] <= value <= INT64[1]

@@ -19,7 +19,7 @@ from biolake.core.connect import current_instance
 from biolake.core.ids import new_uid
 from biolake.core.log import logger
 from biolake.core.schema.base import Base, UTCDateTime, utcnow
-from biolake.core.values import holds_nul
+from biolake.core.values import text_problem
 from biolake.errors import (
     InvalidArgument,
     MultipleResultsFound,
@@ -243,19 +243,30 @@ class Registry(Base):
         """Set the creator of a new row; registries with ``created_by`` (``CreatedBy``) do."""
 
     def _check_text(self) -> None:
-        """Refuse NUL in text and JSON fields on both backends: PostgreSQL cannot store it (a
-        driver error), and a SQLite row holding one could never be looked up by that text.
+        """Refuse text that a backend would refuse or change, the same way on both: NUL and
+        lone surrogates in text and JSON fields (PostgreSQL cannot store them; a SQLite row
+        holding one could never be looked up by that text), and text longer than its column
+        (PostgreSQL refuses it with a driver error; SQLite would store it).
 
         Every flush runs it (``biolake.core.db``); paths that query or store bytes by an object's
         values before flushing it (``_save_unique``, artifact saves) run it first.
         """
         state = self.__dict__
-        for key in _text_fields(type(self)):
+        name = type(self).__name__
+        for key, max_length in _text_fields(type(self)):
             value = state.get(key)
-            if value is not None and holds_nul(value):
+            if value is None:
+                continue
+            problem = text_problem(value)
+            if problem is not None:
                 raise ValidationError(
-                    f"{type(self).__name__}.{key} must not contain NUL characters (\\x00): "
-                    f"{value!r}. Remove them before saving."
+                    f"{name}.{key} must not contain {problem}: {short_repr(value)}. Remove "
+                    "them before saving."
+                )
+            if max_length is not None and isinstance(value, str) and len(value) > max_length:
+                raise ValidationError(
+                    f"{name}.{key} is at most {max_length} characters, got {len(value)}: "
+                    f"{short_repr(value)}. Shorten it (a long text fits a description)."
                 )
 
     def delete(self, permanent: bool = False) -> None:
@@ -360,10 +371,10 @@ def _call_pattern(signature: inspect.Signature) -> str:
 
 
 @functools.cache
-def _text_fields(model: type[Registry]) -> tuple[str, ...]:
-    """The attribute keys of ``model``'s text and JSON columns."""
+def _text_fields(model: type[Registry]) -> tuple[tuple[str, int | None], ...]:
+    """(attribute key, length limit or None) of ``model``'s text and JSON columns."""
     return tuple(
-        attr.key
+        (attr.key, getattr(attr.columns[0].type, "length", None))
         for attr in model.__mapper__.column_attrs
         if isinstance(attr.columns[0].type, String | JSON)
     )

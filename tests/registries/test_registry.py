@@ -231,6 +231,39 @@ def test_every_registry_describes_itself(instance: Any) -> None:
     assert run.describe() is None  # printed
 
 
+def test_text_longer_than_its_column_or_not_unicode_is_refused_on_both_backends(
+    instance: Any, tmp_path: Any
+) -> None:
+    """PostgreSQL refused these with a raw driver error; SQLite stored them. Now both say why,
+    before anything is written."""
+    from biolake.errors import ValidationError
+
+    cases = [
+        (lambda: ln.Record(name="r" * 256), r"Record\.name is at most 255 characters, got 256"),
+        (lambda: ln.Project(name="p" * 300), r"Project\.name is at most 255 characters"),
+        (lambda: ln.User(handle="h" * 65), r"User\.handle is at most 64 characters"),
+        (lambda: ln.Record(name="bad\udc80"), r"Record\.name must not contain a lone surrogate"),
+        (
+            lambda: ln.Record(name="ok", description="\ud800"),
+            r"Record\.description must not contain a lone surrogate",
+        ),
+    ]
+    for make, message in cases:
+        with pytest.raises(ValidationError, match=message):
+            make().save()
+    run = ln.Run(transform=ln.Transform(key="t.py").save())
+    run.params = {"k": ["fine", {"nested\udfff": 1}]}
+    with pytest.raises(ValidationError, match=r"Run\.params must not contain a lone surrogate"):
+        run.save()
+    assert ln.Record(name="r" * 255).save().name == "r" * 255  # at the limit: fine
+    long_suffix = tmp_path / ("x." + "s" * 64)
+    long_suffix.write_text("x")
+    with pytest.raises(ValidationError, match=r"Artifact\.suffix is at most 64 characters"):
+        ln.Artifact(long_suffix, key=None).save()
+    assert (ln.Project.filter().count(), ln.Artifact.filter().count()) == (0, 0)
+    assert ln.User.filter(handle="h" * 65).count() == 0
+
+
 def test_text_with_nul_is_refused_on_save_and_in_queries(instance: Any) -> None:
     """PostgreSQL cannot store NUL; SQLite could, but nothing could find the row by it."""
     from biolake.errors import ValidationError
