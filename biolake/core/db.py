@@ -98,10 +98,21 @@ def _ensure_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for a ``sqlite:///`` or ``postgresql://`` URL."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        # JSON as UTF-8, not \u escapes: SQLite's JSON paths match a key by its stored text, so
+        # an escaped "é" was never found (PostgreSQL's JSONB decodes either way). Values
+        # written before are still escaped: such keys match from their next save on.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            json_serializer=_json_text,
+        )
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
     if url.startswith(("postgresql://", "postgres://")):
@@ -316,9 +327,15 @@ def json_value(
     column: ColumnElement[Any], path: Sequence[str], kind: str, dialect: str
 ) -> ColumnElement[Any]:
     """The value at ``path`` in a JSON ``column`` as SQL of ``kind`` (number, text, bool, any)."""
-    if sum(p.isdigit() for p in path) > MAX_INDEX_SEGMENTS:  # on both backends alike
+    if sum(_is_index(p) for p in path) > MAX_INDEX_SEGMENTS:  # on both backends alike
         raise InvalidArgument(
             f"A JSON path has at most {MAX_INDEX_SEGMENTS} numeric segments (list indexes)."
+        )
+    quoted = next((p for p in path if '"' in p), None)
+    if quoted is not None:  # SQLite's JSON paths cannot spell it: refused on both backends
+        raise InvalidArgument(
+            f"Cannot filter by the JSON key {quoted!r}: keys containing '\"' cannot be queried. "
+            "Rename the key, or filter the rows in Python."
         )
     if dialect == "sqlite":
         jtype, extracted = _sqlite_json_at(column, path)
@@ -335,8 +352,8 @@ def json_value(
     node = column.op("#>")(pg_path)
     text = column.op("#>>")(pg_path)
     jtype = func.jsonb_typeof(node)
-    if kind == "number":
-        return case((jtype == "number", cast(text, Float)))
+    if kind == "number":  # NUMERIC, not a float: 2**62 and 2**62 + 1 stay apart
+        return case((jtype == "number", cast(text, Numeric)))
     if kind == "text":
         return case((jtype == "string", cast(text, String)))
     if kind == "bool":
@@ -347,11 +364,16 @@ def json_value(
 MAX_INDEX_SEGMENTS = 4  # digit segments of a JSON path (each doubles SQLite's paths tried)
 
 
+def _is_index(segment: str) -> bool:
+    """ASCII digits only, as PostgreSQL reads a path segment: "²" is a key, not an index."""
+    return segment.isascii() and segment.isdigit()
+
+
 def _sqlite_json_at(column: Any, path: Sequence[str]) -> tuple[Any, Any]:
     """SQLite's json_type and json_extract at ``path``, read as PostgreSQL's ``#>`` reads it: a
     segment of digits is an index into an array, or else a key of an object (SQLite's paths
     spell the two differently, so each reading is tried; at most one exists)."""
-    options = [[f"[{p}]", f'."{p}"'] if p.isdigit() else [f'."{p}"'] for p in path]
+    options = [[f"[{p}]", f'."{p}"'] if _is_index(p) else [f'."{p}"'] for p in path]
     paths = ["$" + "".join(parts) for parts in itertools.product(*options)]
     if len(paths) == 1:
         return func.json_type(column, paths[0]), func.json_extract(column, paths[0])

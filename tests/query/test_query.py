@@ -755,3 +755,26 @@ def test_long_in_lists_match_like_short_ones(instance) -> None:
     visible = (v for v in ["default", "trash"])  # a generator is read once
     assert ln.Run.filter(visibility__in=visible).one() == run
     assert biolake.core.db.LONG_IN_LIST < 200
+
+
+def test_json_paths_never_match_the_wrong_value(instance: Any) -> None:
+    """Found by fuzzing: a key with '"' was spliced into SQLite's path, '²' was read as a list
+    index, a non-ASCII key never matched on SQLite, and PostgreSQL compared JSON integers as
+    floats (2**62 + 1 == 2**62)."""
+    transform = ln.Transform(key="t.py").save()
+    nested = ln.Run(transform=transform, params={"a": {"b": 1}}).save()
+    squared = ln.Run(transform=transform, params={"x": {"²": 5}, "y": [7]}).save()
+    big = ln.Run(transform=transform, params={"big": 2**62}).save()
+    accented = ln.Run(transform=transform, params={"é": 1}).save()
+    assert ln.Run.filter(params__é=1).one() == accented  # stored as UTF-8, not "\u00e9"
+    with pytest.raises(InvalidArgument, match="keys containing '\"' cannot be queried"):
+        ln.Run.filter(**{'params__a"."b': 1}).count()
+    assert ln.Run.filter(params__a__b=1).one() == nested
+    assert ln.Run.filter(**{"params__x__²": 5}).one() == squared
+    assert ln.Run.filter(**{"params__y__²": 7}).count() == 0  # "²" is a key, not index 2
+    assert ln.Run.filter(params__y__0=7).one() == squared
+    assert ln.Run.filter(params__big=2**62).one() == big
+    assert ln.Run.filter(params__big=2**62 + 1).count() == 0
+    assert ln.Run.filter(params__big__gt=2**62).count() == 0
+    assert ln.Run.filter(params__big__gte=2**62).one() == big
+    assert ln.Run.filter(params__big__lt=2.0**63).one() == big  # floats still compare
