@@ -68,11 +68,15 @@ def save_artifacts(
         artifact._check_text()
     with _gc_paused(len(new) >= PROGRESS_THRESHOLD):
         stored = _store_all(model, instance, new)
+        objects = [(s.key, s.hash) for s in stored.values()]
+        if instance.db.in_write:  # joined: the outer write may still roll back these rows
+            _delete_unreferenced(model, instance, objects)  # (after it ends: a no-op if kept)
         try:
             with instance.db.write() as session:
                 result = _register(model, instance, session, artifacts, stored, storage_id, run)
         except BaseException:
-            _delete_unreferenced(model, instance, [(s.key, s.hash) for s in stored.values()])
+            if not instance.db.in_write:
+                _delete_unreferenced(model, instance, objects)
             raise
         finally:
             for artifact in new:
@@ -396,8 +400,13 @@ def rename_versions(model: type[Artifact], artifact: Artifact) -> None:
     # Dropped from the pending changes (write() would commit it first); set below instead.
     instance.db.session.expire(artifact, ["key"])
     with instance.db.write() as session:
-        old_key = session.scalars(select(model.key).where(model.id == artifact.id)).one()
-        instance.db.lock(KEY_LOCKS, {new_key or "", old_key or ""})
+        old_key = _stored_key(model, session, artifact)
+        while True:  # lock the key it has now: another rename may have moved it meanwhile
+            instance.db.lock(KEY_LOCKS, {new_key or "", old_key or ""})
+            now = _stored_key(model, session, artifact)
+            if now == old_key:
+                break
+            old_key = now
         taken = session.scalars(
             select(model.uid).where(model.key == new_key, model.stem != stem).limit(1)
         ).first()
@@ -415,6 +424,11 @@ def rename_versions(model: type[Artifact], artifact: Artifact) -> None:
         )
 
 
+def _stored_key(model: type[Artifact], session: Session, artifact: Artifact) -> str | None:
+    key: str | None = session.scalars(select(model.key).where(model.id == artifact.id)).one()
+    return key
+
+
 # --- deleting & restoring ---------------------------------------------------------------------
 
 
@@ -422,6 +436,9 @@ def delete_artifact(model: type[Artifact], artifact: Artifact, permanent: bool) 
     instance = artifact._instance
     db = instance.db
     with db.write() as session:
+        # The key's lock, as a save of a new version takes: both change which version is latest.
+        db.lock(KEY_LOCKS, [artifact.key or ""])
+        session.refresh(artifact, ["is_latest"])  # as of now, under the lock
         was_latest = artifact.is_latest
         artifact.is_latest = False
         if permanent:
@@ -448,7 +465,9 @@ def _promote_newest(model: type[Artifact], session: Session, stem: str) -> None:
 
 
 def restore_artifact(model: type[Artifact], artifact: Artifact) -> None:
-    with artifact._instance.db.write() as session:
+    db = artifact._instance.db
+    with db.write() as session:
+        db.lock(KEY_LOCKS, [artifact.key or ""])  # see delete_artifact
         artifact.visibility = "default"
         current = session.scalars(
             select(model).where(model.stem == artifact.stem, model.is_latest.is_(True))

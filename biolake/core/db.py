@@ -151,6 +151,13 @@ def _check_flushed_text(session: Session, _context: Any, _instances: Any) -> Non
             check()
 
 
+def _run_quietly(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception as exc:  # the transaction's own outcome (or error) comes first
+        logger.warning(f"clean-up after a write failed and was skipped: {exc!r}")
+
+
 _LOCK_STATEMENT = text(
     "SELECT count(pg_advisory_xact_lock(:space, id)) "
     "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY id) AS ids"
@@ -258,18 +265,16 @@ class Database:
         For work that must see the outcome and take its own locks: deleting stored bytes that
         an enclosing transaction might still reference, or restore by rolling back.
         """
-        if self._depth:
-            self._after_write.append(work)
-        else:
-            work()
+        with self._lock:
+            if self._depth:
+                self._after_write.append(work)
+                return
+        _run_quietly(work)
 
     def _run_after_write(self) -> None:
         pending, self._after_write = self._after_write, []
         for work in pending:
-            try:
-                work()
-            except Exception as exc:  # the transaction's own outcome (or error) comes first
-                logger.warning(f"clean-up after a write failed and was skipped: {exc!r}")
+            _run_quietly(work)
 
     def _rollback(self) -> None:
         self.session.rollback()

@@ -301,12 +301,25 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             return super().save()
         return self._save_many(self._instance, [self])[0]
 
+    def _check_text(self) -> None:
+        """Also: a new key of a saved artifact is written only by its own ``save()``, which
+        renames every version under the key locks; any other write refuses to flush it."""
+        super()._check_text()
+        state = sa_inspect(self)
+        if state.persistent and state.attrs.key.history.has_changes():
+            raise ValidationError(
+                f"Artifact {self.uid} has a new key {self.key!r} that is not saved: call "
+                "artifact.save() to rename it (and its other versions) before other writes."
+            )
+
     @classmethod
     def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
         storage_id = functools.partial(root_storage_id, instance)
         run = current_run()
+        if run is not None and not run._belongs_to(instance):
+            run = None  # a run of another instance: its id means nothing here
         saved = save_artifacts(cls, instance, objects, storage_id, run)
-        if run is not None and run._instance is instance:
+        if run is not None:
             _link_projects(instance, run, saved)
         return saved
 
@@ -380,7 +393,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         """A read while a run is current makes the artifact an input of that run, unless the
         run made it (load and open read through cache)."""
         run = current_run()
-        if run is not None and run.id is not None and run.id != self.run_id:
+        if run is not None and run.id != self.run_id and run._belongs_to(self._instance):
             run._add_input(self)
 
     def load(self) -> Any:

@@ -167,6 +167,12 @@ class Registry(Base):
             return session.info["instance"]
         return current_instance()
 
+    def _belongs_to(self, instance: Instance) -> bool:
+        """Whether this row lives in ``instance`` (a row whose instance was closed lives in none:
+        ``_instance`` would fall back to the current one)."""
+        session = object_session(self)
+        return session is not None and session.info.get("instance") is instance
+
     def save(self) -> Self:
         """Insert or update this row in one transaction and return it."""
         instance = self._instance

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ForeignKey, String, Text, insert, select
+from sqlalchemy import ForeignKey, Index, String, Text, insert, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from biolake.core.log import logger
 from biolake.core.schema.base import UTCDateTime, utcnow
 from biolake.features.manager import HasFeatures
 from biolake.registries.base import Registry
@@ -27,6 +28,15 @@ class Run(HasFeatures, CreatedBy, Registry):
     """One execution of a transform: ``ln.Run.filter(params__learning_rate=0.01)``."""
 
     __tablename__ = "runs"
+    # The runs still started, by host: what ln.track() checks for crashed processes.
+    __table_args__ = (
+        Index(
+            "ix_runs_started_host",
+            "host",
+            sqlite_where=text("status = 'started'"),
+            postgresql_where=text("status = 'started'"),
+        ),
+    )
     _uid_length: ClassVar[int] = 16
     _repr_fields = ("uid", "transform_id", "status", "started_at")
     _field_aliases: ClassVar[dict[str, str]] = {"project": "projects", "inputs": "input_artifacts"}
@@ -74,20 +84,29 @@ class Run(HasFeatures, CreatedBy, Registry):
         return mark_crashed(cls, cls.objects().instance)
 
     def _add_input(self, artifact: Artifact) -> None:
-        """Record that this run read ``artifact`` (once; from this process, once per artifact)."""
+        """Record that this run read ``artifact`` (once per artifact and process). A failure
+        is a warning: the read itself goes on."""
         seen: set[int] = self.__dict__.setdefault("_input_ids", set())
-        if artifact.id in seen or artifact._instance is not self._instance:
+        if artifact.id in seen:
             return
-        table = run_inputs
-        with self._instance.db.write() as session:
-            linked = session.execute(
-                select(table.c.run_id).where(
-                    table.c.run_id == self.id, table.c.artifact_id == artifact.id
-                )
-            ).first()
-            if linked is None:
-                session.execute(insert(table).values(run_id=self.id, artifact_id=artifact.id))
-        seen.add(artifact.id)
+        db, table = self._instance.db, run_inputs
+        remember = not db.in_write  # inside another write, a rollback could undo the link
+        try:
+            with db.write() as session:
+                linked = session.execute(
+                    select(table.c.run_id).where(
+                        table.c.run_id == self.id, table.c.artifact_id == artifact.id
+                    )
+                ).first()
+                if linked is None:
+                    session.execute(insert(table).values(run_id=self.id, artifact_id=artifact.id))
+        except Exception as exc:
+            logger.warning(
+                f"could not record {artifact.uid} as an input of run {self.uid}: {exc!r}"
+            )
+            return
+        if remember:
+            seen.add(artifact.id)
 
     @property
     def outputs(self) -> QuerySet[Artifact]:

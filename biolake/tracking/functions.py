@@ -2,8 +2,9 @@
 
 The function's transform is keyed ``"<file name>:<qualified name>"`` (kind ``function``, its
 docstring the description). A call's run nests under the current run when there is one, is
-current while the call lasts (its loads are inputs, its saves outputs), and ends ``completed``,
-or ``errored`` with the traceback when the function raises; the exception propagates unchanged.
+current while the call lasts (its loads are inputs, its saves outputs), and ends ``completed``
+(also on ``sys.exit(0)``), ``aborted`` on Ctrl-C or a cancelled task, or ``errored`` with the
+traceback when the function raises; the exception propagates unchanged.
 
 Arguments become the run's params by one rule (:func:`param_value`): JSON values as they are,
 registry objects by uid, paths as text, anything else as ``"<TypeName>"``. ``self`` and ``cls``
@@ -12,6 +13,7 @@ are left out. Generator functions are refused: their body runs after the call re
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import math
@@ -46,26 +48,26 @@ def tracked(models: Models) -> Callable[[F], F]:
 
             @functools.wraps(function)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                run, token = call.start(args, kwargs)
+                started = call.start(args, kwargs)
                 try:
                     result = await function(*args, **kwargs)
-                except BaseException:
-                    call.end(run, token, traceback.format_exc())
+                except BaseException as exc:
+                    call.end(started, exc)
                     raise
-                call.end(run, token)
+                call.end(started)
                 return result
 
             return run_async  # type: ignore[return-value]
 
         @functools.wraps(function)
         def run_sync(*args: Any, **kwargs: Any) -> Any:
-            run, token = call.start(args, kwargs)
+            started = call.start(args, kwargs)
             try:
                 result = function(*args, **kwargs)
-            except BaseException:
-                call.end(run, token, traceback.format_exc())
+            except BaseException as exc:
+                call.end(started, exc)
                 raise
-            call.end(run, token)
+            call.end(started)
             return result
 
         return run_sync  # type: ignore[return-value]
@@ -82,7 +84,8 @@ class _Calls:
         self.source = function_source(function)
         self.transforms: dict[str, Any] = {}  # by instance root
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+        """(run, context token, instance) of a new call, or None when it runs untracked."""
         try:
             instance = current_instance()
             transform = self.transforms.get(str(instance.root))
@@ -90,20 +93,33 @@ class _Calls:
                 transform = upsert_transform(self.models.transform, instance, self.source)
                 self.transforms[str(instance.root)] = transform
             params = call_params(self.signature, args, kwargs)
-            run = new_run(self.models, instance, transform, params, None, context.current_run())
+            caller = context.current_run()
+            if caller is not None and not caller._belongs_to(instance):
+                caller = None  # a run of another instance cannot be the caller here
+            run = new_run(self.models, instance, transform, params, None, caller)
         except Exception as exc:  # tracking must never stop the user's code from running
             logger.warning(f"{self.source.key} runs untracked: {exc!r}")
-            return None, None
-        return run, context.enter_run(run)
+            return None
+        return run, context.enter_run(run), instance
 
-    def end(self, run: Any, token: Any, failure: str | None = None) -> None:
-        if run is None:
+    def end(self, started: tuple[Any, ...] | None, failure: BaseException | None = None) -> None:
+        if started is None:
             return
+        run, token, instance = started
         context.leave_run(token)
-        if failure is None:
-            end_run(run, "completed")
-        else:
-            end_run(run, "errored", report=failure)
+        status = _status_of(failure)
+        report = None if status == "completed" else "".join(traceback.format_exception(failure))
+        end_run(run, instance, status, report=report)
+
+
+def _status_of(failure: BaseException | None) -> str:
+    """How a call ended: normally or ``sys.exit(0)`` is completed; Ctrl-C or a cancelled task
+    is aborted; any other exception errored."""
+    if failure is None or (isinstance(failure, SystemExit) and failure.code in (None, 0)):
+        return "completed"
+    if isinstance(failure, KeyboardInterrupt | asyncio.CancelledError):
+        return "aborted"
+    return "errored"
 
 
 def call_params(

@@ -38,6 +38,14 @@ def _rename(source: str) -> Any:
     return rename
 
 
+def _trash_latest(ln: Any, folder: Path, i: int) -> None:
+    ln.Artifact.get(key=f"t{i}.txt").delete()
+
+
+def _save_new_version(ln: Any, folder: Path, i: int) -> None:
+    ln.Artifact(folder / f"t{i}_v2.txt", key=f"t{i}.txt").save()
+
+
 ACTIONS = {
     "delete_permanently": _delete_permanently,
     "save_same_bytes": _save_same_bytes,
@@ -45,6 +53,8 @@ ACTIONS = {
     "save_under_other_key": _save_under_other_key,
     "rename_r1": _rename("r1_"),
     "rename_r2": _rename("r2_"),
+    "trash_latest": _trash_latest,
+    "save_new_version": _save_new_version,
 }
 
 

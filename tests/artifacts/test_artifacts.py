@@ -840,3 +840,30 @@ def test_a_missing_stored_object_says_which_artifact_and_what_to_do(
         pass
     assert ln.Artifact(source, key="x.txt").save() == artifact  # puts the object back
     assert artifact.load() == "content"
+
+
+def test_a_new_key_is_written_only_by_the_artifacts_own_save(instance, tmp_path: Path) -> None:
+    """Another write used to flush it, renaming one version without the key locks or the check
+    that the key is free: two latest versions under one key."""
+    ln.Artifact(write(tmp_path / "a.txt", "a"), key="a.txt").save()
+    b = ln.Artifact(write(tmp_path / "b.txt", "b"), key="b.txt").save()
+    b.key = "a.txt"
+    with pytest.raises(ValidationError, match=r"new key 'a\.txt' that is not saved"):
+        ln.Record(name="unrelated").save()
+    assert b.key == "b.txt"  # the refused write rolled back, and the edit with it
+    b.key = "a.txt"
+    with pytest.raises(ValidationError, match=r"Cannot rename to 'a\.txt'"):
+        b.save()
+    assert ln.Artifact.get(key="a.txt").load() == "a"
+    assert ln.Artifact.get(key="b.txt").load() == "b"
+
+
+def test_bytes_of_a_save_rolled_back_by_an_enclosing_write_are_removed(
+    instance, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match="NUL"):
+        ln.save(
+            [ln.Artifact(write(tmp_path / "o.csv", "x,y"), key="o.csv"), ln.Record(name="b\x00")]
+        )
+    assert ln.Artifact.filter().count() == 0
+    assert stored_files(instance) == []

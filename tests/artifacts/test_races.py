@@ -123,3 +123,19 @@ def test_two_renames_to_one_key_leave_one_latest_version(instance, race, tmp_pat
         assert ln.Artifact.get(key=f"same{i}.txt").is_latest
 
     race(["rename_r1", "rename_r2"]).run(setup, check)
+
+
+def test_trashing_the_latest_version_while_a_new_one_is_saved(instance, race, tmp_path) -> None:
+    """Both change which version is latest: the new version is saved, one version is latest."""
+
+    def setup(i: int) -> None:
+        ln.Artifact(_write(tmp_path / f"t{i}_v1.txt", f"v1 {i}"), key=f"t{i}.txt").save()
+        _write(tmp_path / f"t{i}_v2.txt", f"v2 {i}")
+
+    def check(i: int, outcomes: dict[str, str]) -> None:
+        assert outcomes == {"trash_latest": "ok", "save_new_version": "ok"}
+        versions = ln.Artifact.filter(key=f"t{i}.txt", visibility__in=["default", "trash"])
+        latest = [a for a in versions if a.is_latest]
+        assert len(latest) == 1, f"round {i}: {list(versions)}"
+
+    race(["trash_latest", "save_new_version"]).run(setup, check)
