@@ -8,6 +8,7 @@ followed through ``IN (subquery)`` conditions, JSON columns by key path (see
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -159,22 +160,72 @@ _NUMERIC = (int, float)
 def _check_column_value(
     model: type[Registry], name: str, column: Any, lookup: str, value: Any
 ) -> None:
-    """A number column compared with a string (``size="big"``) is a mistake, not "no rows"."""
-    if lookup in ("isnull", "in", "range") or value is None:
+    """A value that cannot be compared with the column is a mistake, not "no rows" or a driver
+    error: a number column compared with text (``size="big"``) or an int beyond 64 bits (also
+    in an ``__in`` list), a text column with a dict or list, a flag with anything but a bool, a
+    date with text that is no date. (``__in`` and ``__range`` check their values themselves.)"""
+    if lookup == "isnull" or value is None or hasattr(value, "_select_ids"):  # a QuerySet
         return
     try:
         python_type = column.type.python_type
     except NotImplementedError:
         return
-    if python_type in _NUMERIC and not isinstance(value, _NUMERIC):
-        raise InvalidArgument(
-            f"{model.__name__}.{name} holds numbers: compare it with a number, not {value!r}."
-        )
-    if python_type is int and isinstance(value, int):
+    where = f"{model.__name__}.{name}"
+    if lookup in ("in", "range"):
+        if isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                if isinstance(item, dict | list | tuple | set | frozenset):
+                    raise InvalidArgument(
+                        f"{where}__{lookup} takes single values, not {short_repr(item)}."
+                    )
+                if python_type is int and isinstance(item, int):
+                    _check_int64(where, item)
+        return
+    if python_type in _NUMERIC:
+        if not isinstance(value, _NUMERIC):
+            raise InvalidArgument(
+                f"{where} holds numbers: compare it with a number, not {value!r}."
+            )
+        if python_type is int and isinstance(value, int):
+            _check_int64(where, value)
+        return
+    problem = _mismatch(python_type, lookup, value)
+    if problem is not None:
+        raise InvalidArgument(f"{where} {problem}, not {short_repr(value)}.")
+
+
+def _check_int64(where: str, value: int) -> None:
+    try:
+        check_int64(value)
+    except DtypeError as exc:
+        raise InvalidArgument(f"{where}: {exc}.") from None
+
+
+def _mismatch(python_type: type, lookup: str, value: Any) -> str | None:
+    """What is wrong with comparing a text, flag or date column with ``value``, or None."""
+    containers = dict | list | tuple | set | frozenset
+    if python_type is str and lookup in LOOKUP_ORDER and isinstance(value, containers):
+        return "holds text: compare it with a str"
+    if python_type is bool and not isinstance(value, bool):
+        return "is True or False: compare it with a bool"
+    if python_type is dt.datetime and lookup in LOOKUP_ORDER and not _is_date_like(value):
+        return "holds dates and times: compare it with a datetime, a date or an ISO string"
+    return None
+
+
+LOOKUP_ORDER = ("exact", "gt", "gte", "lt", "lte")  # the lookups that compare one value
+
+
+def _is_date_like(value: Any) -> bool:
+    if isinstance(value, dt.date):
+        return True
+    if isinstance(value, str):
         try:
-            check_int64(value)
-        except DtypeError as exc:
-            raise InvalidArgument(f"{model.__name__}.{name}: {exc}.") from None
+            dt.datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 VISIBILITIES = ("default", "trash")
@@ -284,8 +335,21 @@ def _json_condition(column: Any, rest: list[str], value: Any, dialect: str) -> A
     if lookup == "isnull":
         present = json_value(column, path, "any", dialect)
         return present.is_(None) if value else present.is_not(None)
+    if lookup in ORDERED and _holds(value, bool):
+        raise InvalidArgument(
+            f"{column.key}__{'__'.join(rest)}={short_repr(value)}: true and false have no order; "
+            f"compare booleans with exact, e.g. {column.key}__{'__'.join(path)}=True."
+        )
     at_path = json_value(column, path, json_kind(value), dialect)
     return apply_lookup(at_path, lookup, value, dialect)
+
+
+ORDERED = ("gt", "gte", "lt", "lte", "range")
+
+
+def _holds(value: Any, kind: type) -> bool:
+    items = value if isinstance(value, list | tuple) else [value]
+    return any(isinstance(item, kind) for item in items)
 
 
 def json_kind(value: Any) -> str:

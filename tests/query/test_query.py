@@ -778,3 +778,25 @@ def test_json_paths_never_match_the_wrong_value(instance: Any) -> None:
     assert ln.Run.filter(params__big__gt=2**62).count() == 0
     assert ln.Run.filter(params__big__gte=2**62).one() == big
     assert ln.Run.filter(params__big__lt=2.0**63).one() == big  # floats still compare
+
+
+@pytest.mark.parametrize(
+    ("lookups", "message"),
+    [
+        ({"key": {"a": 1}}, r"Artifact\.key holds text: compare it with a str, not \{'a': 1\}"),
+        ({"key__in": ["a.txt", {"x": 1}]}, r"Artifact\.key__in takes single values, not"),
+        ({"size__in": [2**64]}, r"Artifact\.size: 18446744073709551616 is outside the 64-bit"),
+        ({"created_at__gt": "zzz"}, r"Artifact\.created_at holds dates and times"),
+        ({"is_latest": 1}, r"Artifact\.is_latest is True or False"),
+    ],
+)
+def test_filter_values_of_the_wrong_type_say_so(instance: Any, lookups, message) -> None:
+    """Found by fuzzing: each raised a raw driver or SQLAlchemy error (or matched nothing)."""
+    with pytest.raises(InvalidArgument, match=message):
+        ln.Artifact.filter(**lookups).count()
+
+
+def test_booleans_have_no_order_in_json_filters(instance: Any) -> None:
+    with pytest.raises(InvalidArgument, match="true and false have no order"):
+        ln.Run.filter(params__lr__gte=False).count()
+    assert ln.Artifact.filter(created_at__gt="2020-01-01").count() == 0  # ISO text is fine
