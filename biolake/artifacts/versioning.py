@@ -69,13 +69,14 @@ def save_artifacts(
     with _gc_paused(len(new) >= PROGRESS_THRESHOLD):
         stored = _store_all(model, instance, new)
         objects = [(s.key, s.hash) for s in stored.values()]
-        if instance.db.in_write:  # joined: the outer write may still roll back these rows
-            _delete_unreferenced(model, instance, objects)  # (after it ends: a no-op if kept)
+        joined = instance.db.in_write  # an outer write may still roll back these rows
+        if joined:  # so clean up once it ends (a no-op if it keeps them)
+            _delete_unreferenced(model, instance, objects)
         try:
             with instance.db.write() as session:
                 result = _register(model, instance, session, artifacts, stored, storage_id, run)
         except BaseException:
-            if not instance.db.in_write:
+            if not joined:
                 _delete_unreferenced(model, instance, objects)
             raise
         finally:

@@ -21,8 +21,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    insert,
-    select,
     text,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -40,13 +38,12 @@ from biolake.artifacts.versioning import (
 )
 from biolake.artifacts.writers import suffix_for_anndata, write_anndata, write_dataframe
 from biolake.core.connect import current_instance
-from biolake.core.db import in_values
 from biolake.core.log import logger
 from biolake.errors import InvalidArgument, StorageError, ValidationError, short_repr
 from biolake.features.manager import HasFeatures
 from biolake.registries.base import Registry
 from biolake.registries.describe import describe_artifact
-from biolake.registries.project import Project, link_table
+from biolake.registries.project import Project, add_links, link_table
 from biolake.registries.run import Run
 from biolake.registries.storage import root_storage_id
 from biolake.registries.user import CreatedBy
@@ -444,23 +441,8 @@ def _link_projects(instance: Instance, run: Run, artifacts: list[Artifact]) -> N
         made = [a.id for a in artifacts if a.run_id == run.id]
         if not project_ids or not made:
             return
-        table = artifact_projects
         with instance.db.write() as session:
-            linked = set(
-                session.execute(
-                    select(table.c.artifact_id, table.c.project_id).where(
-                        in_values(table.c.artifact_id, made, instance.db.dialect)
-                    )
-                ).all()
-            )
-            rows = [
-                {"artifact_id": a, "project_id": p}
-                for a in made
-                for p in project_ids
-                if (a, p) not in linked
-            ]
-            if rows:
-                session.execute(insert(table), rows)
+            add_links(session, artifact_projects, [(a, p) for a in made for p in project_ids])
     except Exception as exc:
         logger.warning(f"could not link the new artifacts to the run's projects: {exc!r}")
 

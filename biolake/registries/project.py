@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy import Column, ForeignKey, String, Table, Text
+from sqlalchemy import Column, ForeignKey, String, Table, Text, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from biolake.core.db import in_values
 from biolake.core.schema.base import Base
 from biolake.registries.base import Registry
 from biolake.registries.user import CreatedBy
@@ -25,6 +26,20 @@ class Project(Searchable, CreatedBy, Registry):
 
     def __init__(self, *, name: str, description: str | None = None) -> None:
         super().__init__(name=name, description=description)
+
+
+def add_links(session: Any, table: Table, pairs: list[tuple[int, int]]) -> None:
+    """Insert the (left id, right id) rows of a ``link_table`` that are not there yet."""
+    left, right = list(table.c)[:2]
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return
+    lefts = list({a for a, _ in wanted})
+    dialect = session.get_bind().dialect.name
+    present = set(session.execute(select(left, right).where(in_values(left, lefts, dialect))).all())
+    rows = [{left.key: a, right.key: b} for a, b in wanted if (a, b) not in present]
+    if rows:
+        session.execute(insert(table), rows)
 
 
 def link_table(name: str, left: str, right: str) -> Table:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ForeignKey, Index, String, Text, insert, select, text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.core.log import logger
 from biolake.core.schema.base import UTCDateTime, utcnow
 from biolake.features.manager import HasFeatures
 from biolake.registries.base import Registry
-from biolake.registries.project import Project, link_table
+from biolake.registries.project import Project, add_links, link_table
 from biolake.registries.user import CreatedBy
 
 if TYPE_CHECKING:
@@ -89,17 +89,11 @@ class Run(HasFeatures, CreatedBy, Registry):
         seen: set[int] = self.__dict__.setdefault("_input_ids", set())
         if artifact.id in seen:
             return
-        db, table = self._instance.db, run_inputs
+        db = self._instance.db
         remember = not db.in_write  # inside another write, a rollback could undo the link
         try:
             with db.write() as session:
-                linked = session.execute(
-                    select(table.c.run_id).where(
-                        table.c.run_id == self.id, table.c.artifact_id == artifact.id
-                    )
-                ).first()
-                if linked is None:
-                    session.execute(insert(table).values(run_id=self.id, artifact_id=artifact.id))
+                add_links(session, run_inputs, [(self.id, artifact.id)])
         except Exception as exc:
             logger.warning(
                 f"could not record {artifact.uid} as an input of run {self.uid}: {exc!r}"
