@@ -8,6 +8,7 @@ from biolake.errors import ValidationError
 
 MAX_KEY_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+RESERVED = ".biolake"  # the first segment of the keys of a run's report and environment
 EXAMPLE = "e.g. 'experiments/scrna_batch1.h5ad'"
 
 
@@ -16,7 +17,7 @@ def validate_key(key: str) -> str:
 
     Rejected: empty keys, absolute paths, backslashes, ``.``/``..`` and empty segments, segments
     that start or end with whitespace, NUL and other control characters, keys longer than 1,024
-    characters.
+    characters, and keys under ``.biolake/`` (biolake's own records).
     """
     if not isinstance(key, str):
         raise ValidationError(f"An artifact key is a string, not {key!r}.")
@@ -37,6 +38,11 @@ def validate_key(key: str) -> str:
         raise ValidationError(
             f"Artifact key {key!r} is absolute: keys are relative paths inside the instance, "
             f"{EXAMPLE}. Drop the leading '/'."
+        )
+    if key.split("/", 1)[0] == RESERVED:
+        raise ValidationError(
+            f"Artifact key {key!r} starts with '{RESERVED}/', which holds biolake's own records "
+            f"(run reports, environments): choose another folder, {EXAMPLE}."
         )
     segments = key.split("/")
     for segment in segments:

@@ -5,9 +5,22 @@ from __future__ import annotations
 import logging
 import sys
 
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now: a tracked run's report tees it."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 logger = logging.getLogger("biolake")
 if not logger.handlers:
-    _handler = logging.StreamHandler(sys.stderr)
+    _handler = _StderrHandler()
     _handler.setFormatter(logging.Formatter("→ %(message)s"))
     logger.addHandler(_handler)
     logger.setLevel(logging.INFO)

@@ -228,18 +228,19 @@ def _is_date_like(value: Any) -> bool:
     return False
 
 
-VISIBILITIES = ("default", "trash")
+VISIBILITIES = ("default", "trash", "hidden")
 
 
 def _check_visibility(lookup: str, value: Any) -> None:
-    """Rows are "default" or "trash": any other value would silently match nothing."""
+    """Rows are "default", "trash" or "hidden" (a run's report and environment): any other
+    value would silently match nothing."""
     if lookup not in ("exact", "in"):
         return
     many = lookup == "in" and not isinstance(value, str) and hasattr(value, "__iter__")
     for item in list(value) if many else [value]:
         if item not in VISIBILITIES:
             raise InvalidArgument(
-                f"visibility is 'default' or 'trash', not {short_repr(item)}: e.g. "
+                f"visibility is 'default', 'trash' or 'hidden', not {short_repr(item)}: e.g. "
                 "filter(visibility='trash') lists the trash, "
                 "visibility__in=['default', 'trash'] everything."
             )

@@ -41,6 +41,7 @@ from biolake.core.connect import current_instance
 from biolake.core.log import logger
 from biolake.errors import InvalidArgument, StorageError, ValidationError, short_repr
 from biolake.features.manager import HasFeatures
+from biolake.registries import lineage
 from biolake.registries.base import Registry
 from biolake.registries.describe import describe_artifact
 from biolake.registries.project import Project, add_links, link_table
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from biolake.query.queryset import QuerySet
     from biolake.registries.storage import Storage
     from biolake.registries.transform import Transform
+    from biolake.tracking.lineage_svg import LineagePicture
 
 artifact_projects = link_table("artifact_projects", "artifacts", "projects")
 
@@ -407,6 +409,35 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def describe(self, return_str: bool = False) -> str | None:
         """Print a tree of the artifact's metadata; with ``return_str=True`` return the text."""
         return describe_artifact(self, return_str=return_str)
+
+    # --- lineage -------------------------------------------------------------------------------
+
+    def ancestors(self, depth: int | None = None) -> QuerySet[Artifact]:
+        """The artifact versions this one was derived from: what the run that made it read,
+        what the runs that made those read, and so on (``depth``: at most that many hops).
+
+        Example: ``ln.Artifact.get(key="processed/counts.parquet").ancestors()``
+        """
+        return lineage.ancestors(self, depth)
+
+    def descendants(self, depth: int | None = None) -> QuerySet[Artifact]:
+        """The artifact versions derived from this one, at any depth or within ``depth`` hops.
+
+        Example: ``ln.Artifact.get(key="raw/data.csv").descendants()`` (everything made from it)
+        """
+        return lineage.descendants(self, depth)
+
+    def view_lineage(
+        self, path: str | os.PathLike[str] | None = None, *, hops: int = 2, collapse: int = 4
+    ) -> LineagePicture:
+        """Draw the runs and artifacts around this one, ``hops`` runs each way, as SVG with no
+        external program. A notebook shows the returned picture inline; elsewhere pass
+        ``path="lineage.svg"`` to write it. Runs of one transform with the same inputs are
+        drawn as one node when there are ``collapse`` or more.
+
+        Example: ``artifact.view_lineage(path="lineage.svg")``
+        """
+        return lineage.view_lineage(self, hops, path, collapse)
 
     # --- trash ---------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from biolake.query.queryset import QuerySet
     from biolake.registries.artifact import Artifact
     from biolake.registries.record import Record
+    from biolake.registries.run import Run
+    from biolake.registries.transform import Transform
 
 
 def human_size(n: int | None) -> str:
@@ -74,10 +76,7 @@ def describe_artifact(artifact: Artifact, return_str: bool = False) -> str | Non
         ("created_at", artifact.created_at),
         ("created_by", artifact.created_by.handle if artifact.created_by_id else None),
     ]
-    lineage = [
-        ("run", artifact.run.uid if artifact.run else None),
-        ("transform", artifact.transform.key if artifact.transform else None),
-    ]
+    lineage = _artifact_lineage(artifact)
     sections: dict[str, list[tuple[str, Any]]] = {
         "General": [row for row in general if row is not None],
         "Lineage": lineage,
@@ -160,3 +159,165 @@ def _label(related: Any) -> str:
 
 def _feature_rows(obj: Any) -> list[tuple[str, Any]]:
     return list(describe_features(obj))
+
+
+# --- lineage ----------------------------------------------------------------------------------
+
+REPORT_LINES = 8  # the head of a run's report that describe() shows
+
+
+def _artifact_lineage(artifact: Artifact) -> list[tuple[str, Any]]:
+    run = artifact.run
+    rows: list[tuple[str, Any]] = [
+        ("run", f"{run.uid} ({run.status})" if run else None),
+        ("transform", _transform_label(artifact.transform) if artifact.transform else None),
+    ]
+    if run is not None:
+        rows.append(("run inputs", _keys(run.inputs)))
+    if artifact.id is not None:
+        from biolake.registries.run import Run
+
+        readers = Run.filter(inputs=artifact).count()
+        rows.append(("read by", f"{readers} run{'s' if readers != 1 else ''}" if readers else None))
+    return [row for row in rows if row[1] is not None]
+
+
+def _transform_label(transform: Transform) -> str:
+    return f"{transform.key} (version {transform.version}, {transform.kind})"
+
+
+def _keys(artifacts: QuerySet[Artifact]) -> str | None:
+    """The first keys (uids for keyless artifacts), and how many more."""
+    shown = [a.key or a.uid for a in artifacts.order_by("id")[: RELATIVES_SHOWN + 1]]
+    if len(shown) <= RELATIVES_SHOWN:
+        return ", ".join(shown) or None
+    more = artifacts.count() - RELATIVES_SHOWN
+    return ", ".join(shown[:RELATIVES_SHOWN]) + f", … and {more} more"
+
+
+def describe_run(run: Run, return_str: bool = False) -> str | None:
+    """The run's transform, end, params, inputs and outputs, where it ran, an earlier identical
+    run, and the head of its report."""
+    ended = run.status + (f" (exit code {run.exit_code})" if run.exit_code else "")
+    if run.finished_implicitly:
+        ended += ", finished implicitly"
+    general = [
+        ("uid", run.uid),
+        ("transform", _transform_label(run.transform)),
+        ("status", ended),
+        ("reason", _head(run.status_reason, 3)),
+        ("started_at", run.started_at),
+        ("finished_at", run.finished_at),
+        ("created_by", run.created_by.handle if run.created_by_id else None),
+        ("initiated_by", run.initiated_by_run.uid if run.initiated_by_run else None),
+        ("projects", ", ".join(p.name for p in run.projects) or None),
+        ("same as", _identical(run)),
+    ]
+    sections = {
+        "General": [row for row in general if row[1] is not None],
+        "Params": sorted((run.params or {}).items()),
+        "Lineage": [
+            row
+            for row in (("inputs", _keys(run.inputs)), ("outputs", _keys(run.outputs)))
+            if row[1] is not None
+        ],
+        "Where": [row for row in _place(run) if row[1] is not None],
+    }
+    report = _report_head(run)
+    if report:
+        sections["Report"] = [(f"{i:>2}", line) for i, line in enumerate(report, 1)]
+    return render(f"Run {run.uid} of {run.transform.key}", sections, return_str)
+
+
+def _place(run: Run) -> list[tuple[str, Any]]:
+    git = None
+    if run.git_commit:
+        git = run.git_commit[:12] + (f" on {run.git_branch}" if run.git_branch else "")
+        git += " (uncommitted changes)" if run.git_dirty else ""
+    scheduler = run.scheduler or {}
+    job = None
+    if scheduler:
+        job = f"{scheduler.get('scheduler')} job {scheduler.get('job_id')}"
+        if scheduler.get("array_task_id") is not None:
+            job += f" (array {scheduler.get('array_job_id')}, task {scheduler['array_task_id']})"
+    return [
+        ("host", f"{run.host} (pid {run.pid})" if run.host else None),
+        ("command", run.entrypoint),
+        ("git", git),
+        ("git remote", run.git_remote),
+        ("job", job),
+        ("environment", _environment_label(run)),
+    ]
+
+
+def _environment_label(run: Run) -> str | None:
+    """The environment's fingerprint, short: ``run.environment.load()`` lists its packages."""
+    key = run.environment.key if run.environment is not None else None
+    return key.rsplit("/", 1)[-1].removesuffix(".txt")[:16] if key else None
+
+
+def _identical(run: Run) -> str | None:
+    """The first earlier completed run with the same fingerprint (source, inputs, params,
+    environment), if any."""
+    if not run.fingerprint:
+        return None
+    from biolake.registries.run import Run
+
+    same = Run.filter(fingerprint=run.fingerprint, status="completed", id__lt=run.id)
+    earlier = same.order_by("id").first()
+    if earlier is None:
+        return None
+    when = f"{earlier.started_at:%Y-%m-%d %H:%M}"
+    return f"run {earlier.uid} of {when} (same source, inputs, params and environment)"
+
+
+def _head(text: str | None, lines: int) -> str | None:
+    if not text:
+        return None
+    head = text.strip().splitlines()
+    return " / ".join(head[:lines]) + (" …" if len(head) > lines else "")
+
+
+def _report_head(run: Run) -> list[str]:
+    if run.report is None:
+        return []
+    try:
+        with open(run.report.cache(), encoding="utf-8", errors="replace") as handle:
+            head = [handle.readline().rstrip("\n") for _ in range(REPORT_LINES + 1)]
+    except Exception:  # describe() shows what it can
+        return ["(the report cannot be read)"]
+    head = [line for line in head if line]
+    return head[:REPORT_LINES] + (["…"] if len(head) > REPORT_LINES else [])
+
+
+RUN_STATUSES = ("started", "completed", "errored", "aborted", "crashed")
+
+
+def describe_transform(transform: Transform, return_str: bool = False) -> str | None:
+    """The transform, how its runs ended, and the latest run."""
+    from biolake.registries.run import Run
+
+    runs = Run.filter(transform=transform)
+    counts = [(status, runs.filter(status=status).count()) for status in RUN_STATUSES]
+    latest = runs.order_by("-started_at").first()
+    general = [
+        ("uid", transform.uid),
+        ("key", transform.key),
+        ("kind", transform.kind),
+        ("version", transform.version),
+        ("description", transform.description),
+        ("source hash", transform.source_hash),
+        ("created_at", transform.created_at),
+    ]
+    latest_label = None
+    if latest is not None:
+        latest_label = f"{latest.uid} ({latest.status}, {latest.started_at:%Y-%m-%d %H:%M})"
+    lineage = [
+        ("runs", ", ".join(f"{n} {status}" for status, n in counts if n) or None),
+        ("latest run", latest_label),
+    ]
+    sections: dict[str, list[tuple[str, Any]]] = {
+        "General": [row for row in general if row[1] is not None],
+        "Lineage": [row for row in lineage if row[1] is not None],
+    }
+    return render(f"Transform {transform.key}", sections, return_str)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.core.log import logger
-from biolake.core.schema.base import UTCDateTime, utcnow
+from biolake.core.schema.base import JSONType, UTCDateTime, utcnow
 from biolake.features.manager import HasFeatures
 from biolake.registries.base import Registry
 from biolake.registries.project import Project, add_links, link_table
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from biolake.query.queryset import QuerySet
     from biolake.registries.artifact import Artifact
     from biolake.registries.transform import Transform
+    from biolake.tracking.lineage_svg import LineagePicture
 
 run_projects = link_table("run_projects", "runs", "projects")
 run_inputs = link_table("run_inputs", "runs", "artifacts")
@@ -46,9 +48,24 @@ class Run(HasFeatures, CreatedBy, Registry):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="started")
-    environment: Mapped[dict[str, Any] | None]
     git_commit: Mapped[str | None] = mapped_column(String(64))
-    report: Mapped[str | None] = mapped_column(Text)
+    git_branch: Mapped[str | None] = mapped_column(String(255))
+    git_remote: Mapped[str | None] = mapped_column(String(1024))
+    git_dirty: Mapped[bool | None]
+    git_diff: Mapped[str | None] = mapped_column(Text)
+    # Why the run has its status: the traceback, the signal, the exit code.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", use_alter=True, name="fk_runs_report_id")
+    )
+    environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", use_alter=True, name="fk_runs_environment_id"), index=True
+    )
+    scheduler: Mapped[dict[str, Any] | None]
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Re-run detection: source, inputs, params and environment of a completed run, hashed.
+    fingerprint: Mapped[str | None] = mapped_column(String(80), index=True)
+    result: Mapped[Any] = mapped_column(JSONType, nullable=True)
     initiated_by_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     exit_code: Mapped[int | None]
     finished_implicitly: Mapped[bool | None]
@@ -57,6 +74,8 @@ class Run(HasFeatures, CreatedBy, Registry):
     entrypoint: Mapped[str | None] = mapped_column(Text)
 
     transform: Mapped[Transform] = relationship(back_populates="runs")
+    report: Mapped[Artifact | None] = relationship(foreign_keys=[report_id])
+    environment: Mapped[Artifact | None] = relationship(foreign_keys=[environment_id])
     projects: Mapped[list[Project]] = relationship(secondary=run_projects)
     initiated_by_run: Mapped[Run | None] = relationship(remote_side="Run.id")
     input_artifacts: Mapped[list[Artifact]] = relationship(
@@ -74,14 +93,16 @@ class Run(HasFeatures, CreatedBy, Registry):
 
     @classmethod
     def mark_crashed(cls) -> int:
-        """Mark ``crashed`` the runs still ``started`` on this host whose process is gone
-        (SIGKILL, out of memory); returns how many. ``ln.track()`` does it too.
+        """Mark ``crashed`` the runs still ``started`` whose process is gone: on this host by
+        pid (SIGKILL, out of memory), on others by a heartbeat older than the lease; returns
+        how many. ``ln.track()`` and ``ln.setup.connect()`` do it too.
 
         Example: ``ln.Run.mark_crashed()``
         """
-        from biolake.tracking.runs import mark_crashed  # loads tracking only when asked
+        from biolake.registries.track import MODELS  # loads tracking only when asked
+        from biolake.tracking.runs import mark_crashed
 
-        return mark_crashed(cls, cls.objects().instance)
+        return mark_crashed(MODELS, cls.objects().instance)
 
     def _add_input(self, artifact: Artifact) -> None:
         """Record that this run read ``artifact`` (once per artifact and process). A failure
@@ -101,6 +122,34 @@ class Run(HasFeatures, CreatedBy, Registry):
             return
         if remember:
             seen.add(artifact.id)
+
+    def ancestors(self, depth: int | None = None) -> QuerySet[Artifact]:
+        """The artifact versions this run derives from: its inputs and what they derive from
+        (``depth``: at most that many hops). Example: ``run.ancestors(depth=2)``"""
+        from biolake.registries.lineage import ancestors
+
+        return ancestors(self, depth)
+
+    def descendants(self, depth: int | None = None) -> QuerySet[Artifact]:
+        """Its outputs and everything derived from them. Example: ``run.descendants()``"""
+        from biolake.registries.lineage import descendants
+
+        return descendants(self, depth)
+
+    def view_lineage(
+        self, path: str | os.PathLike[str] | None = None, *, hops: int = 2, collapse: int = 4
+    ) -> LineagePicture:
+        """The picture around this run (see ``Artifact.view_lineage``)."""
+        from biolake.registries.lineage import view_lineage
+
+        return view_lineage(self, hops, path, collapse)
+
+    def describe(self, return_str: bool = False) -> str | None:
+        """Print the run: transform, status and why, params, inputs, outputs, where it ran,
+        an earlier identical run, and the head of its report. Example: ``run.describe()``"""
+        from biolake.registries.describe import describe_run
+
+        return describe_run(self, return_str=return_str)
 
     @property
     def outputs(self) -> QuerySet[Artifact]:

@@ -10,13 +10,14 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from biolake.registries.artifact import Artifact
 from biolake.registries.project import Project
 from biolake.registries.run import Run
 from biolake.registries.transform import Transform
-from biolake.tracking import functions, runs
+from biolake.tracking import functions, process, runs
 
 F = TypeVar("F", bound=Callable[..., Any])
-_MODELS = runs.Models(run=Run, transform=Transform, project=Project)
+MODELS = runs.Models(run=Run, transform=Transform, project=Project, artifact=Artifact)
 
 
 def track(
@@ -30,17 +31,21 @@ def track(
     The calling script is found by itself; in a notebook, name its file with ``path=``.
     Example: ``ln.track(params={"learning_rate": 0.01}, project="Cancer Drug Screen 2025")``
     """
-    run: Run = runs.track(_MODELS, params=params, project=project, path=path)
+    run: Run = process.track(MODELS, params=params, project=project, path=path)
     return run
 
 
 def finish() -> None:
     """Mark the run of this script or notebook ``completed``. Example: ``ln.finish()``"""
-    runs.finish()
+    process.finish()
 
 
-def tracked() -> Callable[[F], F]:
+def tracked(*, cache: bool = False) -> Callable[[F], F]:
     """Track each call of the decorated function as a run of its own transform.
+
+    With ``cache=True``, a call whose earlier run had the same source, params, inputs and
+    environment, and whose outputs are intact, returns that run's result without running
+    (see docs/tracking.md).
 
     Example::
 
@@ -49,4 +54,4 @@ def tracked() -> Callable[[F], F]:
             df = ln.Artifact.get(key=key).load()
             return ln.Artifact.from_dataframe(df.head(n), key=f"subsets/{n}.parquet").save()
     """
-    return functions.tracked(_MODELS)
+    return functions.tracked(MODELS, cache=cache)

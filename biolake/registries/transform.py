@@ -58,3 +58,9 @@ class Transform(CreatedBy, Registry):
     @property
     def name(self) -> str:
         return self.key
+
+    def describe(self, return_str: bool = False) -> str | None:
+        """Print the transform and how its runs ended. Example: ``transform.describe()``"""
+        from biolake.registries.describe import describe_transform
+
+        return describe_transform(self, return_str=return_str)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from biolake.registries.run import Run
 
+_UNTRACKED: Any = object()  # current in a block that records nothing (a run's own files)
 _current_run: ContextVar[Run | None] = ContextVar("biolake_current_run", default=None)
 
 
@@ -24,6 +25,8 @@ _process_run: Run | None = None
 def current_run() -> Run | None:
     """The current run, or None when nothing is tracked."""
     run = _current_run.get()
+    if run is _UNTRACKED:
+        return None
     return run if run is not None else _process_run
 
 
@@ -50,3 +53,9 @@ def run_context(run: Run | None) -> Iterator[None]:
         yield
     finally:
         leave_run(token)
+
+
+def untracked() -> contextlib.AbstractContextManager[None]:
+    """No run is current inside the block, not even the process's: what is saved there is
+    nobody's output, and what is read nobody's input."""
+    return run_context(_UNTRACKED)

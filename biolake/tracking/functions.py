@@ -27,15 +27,18 @@ from biolake.core.connect import current_instance
 from biolake.core.log import logger
 from biolake.errors import InvalidArgument
 from biolake.tracking import context
-from biolake.tracking.runs import Models, end_run, new_run
+from biolake.tracking.reuse import NotReusable, result_value, reusable
+from biolake.tracking.runs import Models, end_run, new_run, place_of
 from biolake.tracking.source import function_source
 from biolake.tracking.transforms import upsert_transform
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def tracked(models: Models) -> Callable[[F], F]:
-    """The decorator: ``@ln.tracked()`` above a function or method, sync or async."""
+def tracked(models: Models, *, cache: bool = False) -> Callable[[F], F]:
+    """The decorator: ``@ln.tracked()`` above a function or method, sync or async; with
+    ``cache=True`` a call returns an earlier call's result when that is still valid (see
+    ``reuse.py``)."""
 
     def decorate(function: F) -> F:
         if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
@@ -43,18 +46,20 @@ def tracked(models: Models) -> Callable[[F], F]:
                 f"@ln.tracked() cannot track the generator {function.__qualname__}: its body "
                 "runs after the call returns. Track a function that consumes it instead."
             )
-        call = _Calls(models, function)
+        call = _Calls(models, function, cache)
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
                 started = call.start(args, kwargs)
+                if started is not None and started[0] is _REUSED:
+                    return started[1]
                 try:
                     result = await function(*args, **kwargs)
                 except BaseException as exc:
                     call.end(started, exc)
                     raise
-                call.end(started)
+                call.end(started, result=result)
                 return result
 
             return run_async  # type: ignore[return-value]
@@ -62,12 +67,14 @@ def tracked(models: Models) -> Callable[[F], F]:
         @functools.wraps(function)
         def run_sync(*args: Any, **kwargs: Any) -> Any:
             started = call.start(args, kwargs)
+            if started is not None and started[0] is _REUSED:
+                return started[1]
             try:
                 result = function(*args, **kwargs)
             except BaseException as exc:
                 call.end(started, exc)
                 raise
-            call.end(started)
+            call.end(started, result=result)
             return result
 
         return run_sync  # type: ignore[return-value]
@@ -75,41 +82,81 @@ def tracked(models: Models) -> Callable[[F], F]:
     return decorate
 
 
-class _Calls:
-    """The runs of one tracked function; its transform is looked up once per instance."""
+_REUSED: Any = object()  # start() found an earlier call's result to return
 
-    def __init__(self, models: Models, function: Callable[..., Any]) -> None:
+
+class _Calls:
+    """The runs of one tracked function; its transform, and where it runs when no run calls
+    it (git state, environment), are looked up once per instance."""
+
+    def __init__(self, models: Models, function: Callable[..., Any], cache: bool) -> None:
         self.models = models
         self.signature = inspect.signature(function)
         self.source = function_source(function)
-        self.transforms: dict[str, Any] = {}  # by instance root
+        self.cache = cache
+        self.known: dict[str, tuple[Any, dict[str, Any]]] = {}  # by instance root
+        self.warned = False
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
-        """(run, context token, instance) of a new call, or None when it runs untracked."""
+        """(run, context token, instance) of a new call, (_REUSED, result) for a call served
+        from the cache, or None when it runs untracked."""
         try:
             instance = current_instance()
-            transform = self.transforms.get(str(instance.root))
-            if transform is None:
-                transform = upsert_transform(self.models.transform, instance, self.source)
-                self.transforms[str(instance.root)] = transform
+            transform, place = self._known(instance)
             params = call_params(self.signature, args, kwargs)
             caller = context.current_run()
             if caller is not None and not caller._belongs_to(instance):
                 caller = None  # a run of another instance cannot be the caller here
-            run = new_run(self.models, instance, transform, params, None, caller)
+            if self.cache:
+                environment = caller.environment_id if caller else place.get("environment_id")
+                found = reusable(self.models, instance, transform, params, environment)
+                if found is not None:
+                    logger.info(
+                        f"{self.source.key}: returning what run {found[0].uid} returned (same "
+                        "source, params, inputs and environment; cache=True)"
+                    )
+                    return _REUSED, found[1]
+            run = new_run(self.models, instance, transform, params, None, caller, place=place)
         except Exception as exc:  # tracking must never stop the user's code from running
             logger.warning(f"{self.source.key} runs untracked: {exc!r}")
             return None
         return run, context.enter_run(run), instance
 
-    def end(self, started: tuple[Any, ...] | None, failure: BaseException | None = None) -> None:
+    def _known(self, instance: Any) -> tuple[Any, dict[str, Any]]:
+        known = self.known.get(str(instance.root))
+        if known is None:
+            transform = upsert_transform(self.models.transform, instance, self.source)
+            code_dir = os.path.dirname(self.source.path) if self.source.path else None
+            known = transform, place_of(self.models, instance, code_dir)
+            self.known[str(instance.root)] = known
+        return known
+
+    def end(
+        self,
+        started: tuple[Any, ...] | None,
+        failure: BaseException | None = None,
+        result: Any = None,
+    ) -> None:
         if started is None:
             return
         run, token, instance = started
         context.leave_run(token)
         status = _status_of(failure)
-        report = None if status == "completed" else "".join(traceback.format_exception(failure))
-        end_run(run, instance, status, report=report)
+        reason = None if status == "completed" else "".join(traceback.format_exception(failure))
+        more = {"result": self._result(result)} if self.cache and failure is None else {}
+        end_run(run, instance, status, reason=reason, **more)
+
+    def _result(self, result: Any) -> Any:
+        try:
+            return {"value": result_value(result)}  # wrapped: a None result is stored too
+        except NotReusable as exc:
+            if not self.warned:
+                self.warned = True
+                logger.warning(
+                    f"{self.source.key} has cache=True but returned a {exc}: only artifacts "
+                    "and JSON values can be returned again, so it runs on every call"
+                )
+            return None
 
 
 def _status_of(failure: BaseException | None) -> str:

@@ -1,45 +1,33 @@
-"""Runs that tell the truth about how they ended: start, end, and the process's own run.
+"""Run rows: start one with what it runs on, end it truthfully, find the ones that crashed.
 
-``track`` opens the run of the process and watches how the process ends:
-
-- ``finish()``: ``completed``;
-- an uncaught exception: ``errored``, with the traceback as the report;
-- ``sys.exit(n)`` with n not 0: ``errored``, with the exit code; a clean exit without
-  ``finish()``: ``completed``, marked as finished implicitly;
-- SIGTERM: ``aborted``, then the previous handler runs, so the process still ends as the
-  scheduler expects (an ignored SIGTERM is left ignored); Ctrl-C (SIGINT): ``aborted`` when the
-  ``KeyboardInterrupt`` ends the process, nothing when the script catches it.
-
-A run stays ``started`` only while its process lives: it records its pid and host, and the next
-``ln.track()`` on that host (or ``ln.Run.mark_crashed()``) marks ``crashed`` the runs whose
-process was killed outright (SIGKILL, out of memory, ``os._exit``).
+A run stays ``started`` only while its process lives. It records its pid, host and a heartbeat
+(see ``heartbeat.py``); ``mark_crashed`` (the next ``ln.track()``, ``ln.setup.connect()``, or
+``ln.Run.mark_crashed()``) ends as ``crashed`` the runs whose process is gone from this host,
+or whose heartbeat from another host is older than the lease. The process's own run, and how
+the process ends it, is in ``process.py``.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shlex
-import signal
 import socket
 import sys
-import threading
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from biolake.core.connect import current_instance
 from biolake.core.instance import Instance
 from biolake.core.log import logger
 from biolake.core.schema.base import utcnow
-from biolake.errors import IntegrityError, TrackingError, ValidationError
-from biolake.tracking import context
-from biolake.tracking.source import script_source
-from biolake.tracking.transforms import upsert_transform
+from biolake.errors import IntegrityError, ValidationError
+from biolake.storage.hashing import hash_bytes
+from biolake.tracking import heartbeat, run_files
+from biolake.tracking.git import git_state
+from biolake.tracking.scheduler import scheduler_context
 
 
 @dataclass(frozen=True)
@@ -49,6 +37,7 @@ class Models:
     run: Any
     transform: Any
     project: Any
+    artifact: Any
 
 
 def new_run(
@@ -58,19 +47,65 @@ def new_run(
     params: dict[str, Any] | None,
     project: str | None = None,
     initiated_by: Any = None,
+    *,
+    place: dict[str, Any] | None = None,
 ) -> Any:
-    """Insert a ``started`` run of ``transform`` in this process."""
-    run = models.run(transform=transform, params=_checked(params), initiated_by_run=initiated_by)
+    """Insert a ``started`` run of ``transform`` in this process. ``place`` is where it runs
+    (see ``place_of``); a nested call takes its caller's."""
+    run = models.run(transform=transform, params=checked_params(params))
+    run.initiated_by_run = initiated_by
     run.status = "started"
+    run.started_at = run.heartbeat_at = utcnow()
     run.pid, run.host = os.getpid(), socket.gethostname()
     run.entrypoint = shlex.join(sys.argv) if sys.argv and sys.argv[0] else None
+    if initiated_by is not None:
+        place = {name: getattr(initiated_by, name) for name in PLACE}
+    for name, value in (place or {}).items():
+        setattr(run, name, value)
     if project is not None:
         run.projects.append(_project(models.project, project))
     elif initiated_by is not None:  # a tracked call belongs to the projects of its caller
         run.projects.extend(initiated_by.projects)
     with instance.db.write():
         run.save()
+    heartbeat.watch(instance, type(run).__table__)
     return run
+
+
+# Where a run runs: its code's git state, its environment, its scheduler job.
+PLACE = (
+    "git_commit",
+    "git_branch",
+    "git_remote",
+    "git_dirty",
+    "git_diff",
+    "environment_id",
+    "scheduler",
+)
+
+
+def place_of(models: Models, instance: Instance, code_dir: str | None) -> dict[str, Any]:
+    """The git state of ``code_dir``, the environment and the scheduler job, each best
+    effort: what cannot be read is left out, with a warning."""
+    place: dict[str, Any] = {"scheduler": scheduler_context()}
+    try:
+        state = git_state(code_dir) if code_dir is not None else None
+    except Exception as exc:
+        logger.warning(f"could not read the git state of {code_dir}: {exc!r}")
+        state = None
+    if state is not None:
+        place.update(
+            git_commit=state.commit,
+            git_branch=state.branch,
+            git_remote=state.remote_url,
+            git_dirty=state.dirty,
+            git_diff=state.diff,
+        )
+    try:
+        place["environment_id"] = run_files.environment(models.artifact, instance)[0]
+    except Exception as exc:
+        logger.warning(f"could not record the environment of the run: {exc!r}")
+    return place
 
 
 def end_run(
@@ -78,25 +113,30 @@ def end_run(
     instance: Instance,
     status: str,
     *,
-    report: str | None = None,
+    reason: str | None = None,
     exit_code: int | None = None,
     implicitly: bool = False,
+    **more: Any,
 ) -> bool:
     """Record how ``run`` ended, in its own instance, if it is still ``started`` (an ended run
-    keeps its end); returns whether it changed. A failure to record it is a warning, never the
-    user's error."""
+    keeps its end); returns whether it changed. ``more`` are other columns to set with it
+    (``report_id``, ``result``). A completed run gets its fingerprint (see ``fingerprint``).
+    A failure to record it is a warning, never the user's error."""
     values: dict[str, Any] = {
         "status": status,
         "finished_at": utcnow(),
         "exit_code": exit_code,
         "finished_implicitly": implicitly or None,
+        **more,
     }
-    if report is not None:
-        values["report"] = report
+    if reason is not None:
+        values["status_reason"] = reason
     table = type(run).__table__
     run_id, uid = run.__dict__.get("id"), run.__dict__.get("uid")
     try:
         with instance.db.write() as session:
+            if status == "completed":
+                values["fingerprint"] = fingerprint(session, run)
             still_started = (table.c.id == run_id) & (table.c.status == "started")
             result: Any = session.execute(update(table).where(still_started).values(**values))
     except Exception as exc:  # the process is ending or the database is gone
@@ -109,7 +149,7 @@ def end_run(
     return True
 
 
-def _checked(params: dict[str, Any] | None) -> dict[str, Any] | None:
+def checked_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
     if params is None:
         return None
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
@@ -142,17 +182,56 @@ def _project(model: Any, name: str) -> Any:
     return project
 
 
-def mark_crashed(model: Any, instance: Instance) -> int:
-    """Mark ``crashed`` the runs still ``started`` on this host whose process is gone (killed by
-    SIGKILL, out of memory, ``os._exit``); returns how many. Runs of other hosts are left: their
-    processes cannot be seen from here."""
+def fingerprint(session: Any, run: Any) -> str:
+    """What makes two runs the same computation: the transform's source, the hashes of the
+    inputs the run read, its params and its environment, hashed."""
+    inputs = type(run).__table__.metadata.tables["run_inputs"]
+    artifacts = type(run).__table__.metadata.tables["artifacts"]
+    hashes = session.scalars(
+        select(artifacts.c.hash)
+        .join(inputs, inputs.c.artifact_id == artifacts.c.id)
+        .where(inputs.c.run_id == run.id)
+    ).all()
+    parts = {
+        "source": run.transform.source_hash,
+        "inputs": sorted(hashes),
+        "params": run.params,
+        "environment": run.environment_id,  # one artifact per environment fingerprint
+    }
+    return hash_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
+
+
+def mark_crashed(models: Models, instance: Instance) -> int:
+    """Mark ``crashed`` the runs still ``started`` whose process is gone: on this host, by pid
+    (SIGKILL, out of memory, ``os._exit``); on another host, by a heartbeat older than the
+    lease (a lost node). Returns how many. The report a crashed run of this host was writing
+    is registered with it."""
     host, crashed = socket.gethostname(), 0
-    started = model.filter(status="started", host=host).to_list()
-    for run in started:
+    model = models.run
+    for run in model.filter(status="started", host=host).to_list():
         if run.pid is not None and run.pid != os.getpid() and not _alive(run.pid):
-            report = f"its process (pid {run.pid} on {host}) ended without recording how"
-            crashed += end_run(run, instance, "crashed", report=report)
+            reason = f"its process (pid {run.pid} on {host}) ended without recording how"
+            report_id = _leftover_report(models, instance, run)
+            crashed += end_run(run, instance, "crashed", reason=reason, report_id=report_id)
+    stale = utcnow() - heartbeat.lease()
+    others = model.filter(status="started", heartbeat_at__lt=stale).exclude(host=host)
+    for run in others.to_list():
+        reason = (
+            f"no heartbeat from its process (pid {run.pid} on {run.host}) since "
+            f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, longer than the lease of "
+            f"{heartbeat.lease().total_seconds():.0f} s"
+        )
+        crashed += end_run(run, instance, "crashed", reason=reason)
     return crashed
+
+
+def _leftover_report(models: Models, instance: Instance, run: Any) -> int | None:
+    path = run_files.report_path(instance, run.uid)
+    try:
+        return run_files.save_report(models.artifact, instance, run.uid, path)
+    except Exception as exc:
+        logger.warning(f"could not register the report of crashed run {run.uid}: {exc!r}")
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -165,111 +244,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
-
-
-# --- the process's run ----------------------------------------------------------------------
-
-
-def track(models: Models, *, params: dict[str, Any] | None, project: str | None, path: Any) -> Any:
-    """Open the run of this process (``ln.track``); a run still open is finished first."""
-    params = _checked(params)  # before anything changes: a mistake leaves the last run open
-    source = script_source(path)
-    instance = current_instance()
-    mark_crashed(models.run, instance)
-    transform = upsert_transform(models.transform, instance, source)
-    if _process is not None:
-        _process.end("completed")
-    run = new_run(models, instance, transform, params, project)
-    _ProcessRun(run, instance).start()
-    logger.info(f"started run {run.uid} of {transform.key} (version {transform.version})")
-    return run
-
-
-def finish() -> None:
-    """Close the run of this process as ``completed`` (``ln.finish``)."""
-    if _process is None:
-        raise TrackingError("ln.finish() found no run to finish: call ln.track() first.")
-    _process.end("completed")
-
-
-_process: _ProcessRun | None = None
-
-
-class _ProcessRun:
-    """Watches how the process ends, for its run; restores every hook it replaced when done.
-
-    Every hook falls through to the one it replaced in a forked child (another pid), which
-    does not own the run.
-    """
-
-    def __init__(self, run: Any, instance: Instance) -> None:
-        self.run = run
-        self.instance = instance
-        self.pid = os.getpid()
-        self.exit_code: int | None = None
-        self._excepthook = sys.excepthook
-        self._exit = sys.exit
-        self._signals: dict[int, Any] = {}
-
-    def start(self) -> None:
-        global _process
-        _process = self
-        context.set_process_run(self.run)
-        sys.excepthook = self._on_exception
-        sys.exit = self._on_exit  # type: ignore[assignment]
-        atexit.register(self._at_exit)
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGTERM)
-            if previous is not signal.SIG_IGN:  # an ignored SIGTERM stays ignored
-                self._signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    def end(self, status: str, **details: Any) -> None:
-        global _process
-        if _process is not self or os.getpid() != self.pid:
-            return
-        _process = None
-        context.set_process_run(None)
-        self._restore()
-        end_run(self.run, self.instance, status, **details)
-
-    def _restore(self) -> None:
-        if sys.excepthook == self._on_exception:
-            sys.excepthook = self._excepthook
-        if sys.exit == self._on_exit:
-            sys.exit = self._exit
-        atexit.unregister(self._at_exit)
-        for signum, handler in self._signals.items():
-            if signal.getsignal(signum) == self._on_sigterm:
-                signal.signal(signum, handler)
-
-    def _on_exception(self, kind: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, KeyboardInterrupt):  # Ctrl-C that nothing caught
-            self.end("aborted", report="the process received SIGINT (KeyboardInterrupt)")
-        else:
-            report = "".join(traceback.format_exception(kind, value, tb))
-            self.end("errored", report=report, exit_code=1)
-        self._excepthook(kind, value, tb)
-
-    def _on_exit(self, code: Any = None) -> None:
-        if threading.current_thread() is threading.main_thread():  # elsewhere it ends a thread
-            self.exit_code = code if isinstance(code, int) else (0 if code is None else 1)
-        self._exit(code)
-
-    def _at_exit(self) -> None:
-        code = self.exit_code
-        if code:
-            self.end("errored", exit_code=code, report=f"the process exited with code {code}")
-        else:
-            self.end("completed", exit_code=code, implicitly=True)
-
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        previous = self._signals.get(signum, signal.SIG_DFL)
-        if os.getpid() == self.pid and not self.instance.db.in_write:
-            # (Inside a write the status would join a transaction that never commits: then
-            # the run is found crashed later, rather than recorded wrong.)
-            self.end("aborted", report="the process received SIGTERM")
-        if callable(previous):
-            previous(signum, frame)
-        else:  # the default action, as if we had never been there
-            signal.signal(signum, previous)
-            signal.raise_signal(signum)

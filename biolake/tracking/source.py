@@ -29,11 +29,13 @@ class Source:
     code: str | None
     hash: str
     description: str | None
+    path: str | None = None  # the file, when there is one (its folder gives the git state)
 
 
 def script_source(path: str | os.PathLike[str] | None) -> Source:
-    """The source of ``path``, else of the script that called into biolake."""
-    file = os.path.abspath(path) if path is not None else _calling_file()
+    """The source of ``path``, else of the notebook this kernel runs, else of the script that
+    called into biolake."""
+    file = os.path.abspath(path) if path is not None else notebook_path() or _calling_file()
     try:
         with open(file, encoding="utf-8") as handle:
             text = handle.read()
@@ -41,8 +43,8 @@ def script_source(path: str | os.PathLike[str] | None) -> Source:
         raise TrackingError(f"Cannot read the code to track at {file!r}: {exc}.") from None
     if file.endswith(".ipynb"):
         code = _notebook_code(file, text)
-        return Source(os.path.basename(file), "notebook", code, _hash(code), None)
-    return Source(os.path.basename(file), "script", text, _hash(text), _docstring(text))
+        return Source(os.path.basename(file), "notebook", code, _hash(code), None, file)
+    return Source(os.path.basename(file), "script", text, _hash(text), _docstring(text), file)
 
 
 def function_source(function: Callable[..., Any]) -> Source:
@@ -53,7 +55,34 @@ def function_source(function: Callable[..., Any]) -> Source:
     except (OSError, TypeError):  # defined in a REPL: the name identifies it
         code = None
     key = f"{os.path.basename(file)}:{function.__qualname__}"
-    return Source(key, "function", code, _hash(code or key), inspect.getdoc(function))
+    path = file if os.path.isfile(file) else None
+    return Source(key, "function", code, _hash(code or key), inspect.getdoc(function), path)
+
+
+def notebook_path() -> str | None:
+    """The notebook file this process runs as a Jupyter kernel, found offline: VS Code's
+    ``__vsc_ipynb_file__``, Jupyter's ``__session__`` variable, or ``JPY_SESSION_NAME``, which
+    Jupyter Server gives its kernels. None outside a kernel or when none names an existing
+    file."""
+    if "ipykernel" not in sys.modules:
+        return None
+    shell = _ipython()
+    names = dict(getattr(shell, "user_ns", None) or {})
+    candidates = [names.get("__vsc_ipynb_file__"), names.get("__session__")]
+    candidates.append(os.environ.get("JPY_SESSION_NAME"))
+    for candidate in candidates:
+        if not isinstance(candidate, str) or not candidate.endswith(".ipynb"):
+            continue
+        for file in (candidate, os.path.basename(candidate)):  # the server's root may differ
+            if os.path.isfile(file):
+                return os.path.abspath(file)
+    return None
+
+
+def _ipython() -> Any:
+    module = sys.modules.get("IPython")
+    get = getattr(module, "get_ipython", None)
+    return get() if get is not None else None
 
 
 def _calling_file() -> str:
@@ -64,7 +93,8 @@ def _calling_file() -> str:
     if not os.path.isfile(file):
         raise TrackingError(
             f"ln.track() cannot find the file of the code that calls it ({file}): in a notebook "
-            "or an interactive session, name it: ln.track(path='analysis.ipynb')."
+            "that does not say its path (Jupyter and VS Code do) or an interactive session, "
+            "name it: ln.track(path='analysis.ipynb')."
         )
     return os.path.abspath(file)
 

@@ -15,11 +15,14 @@ import biolake as ln
 from biolake.errors import InvalidArgument, TrackingError
 
 
-def run_script(instance, folder: Path, name: str, code: str) -> subprocess.CompletedProcess[str]:
-    """Write ``code`` to ``folder/name`` and run it there as ``python name`` on ``instance``."""
+def run_script(
+    instance, folder: Path, name: str, code: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Write ``code`` to ``folder/name`` and run it there as ``python name`` on ``instance``,
+    with ``env`` added to the environment."""
     script = folder / name
     script.write_text(textwrap.dedent(code))
-    env = {**os.environ, "BIOLAKE_INSTANCE": str(instance.root)}
+    env = {**os.environ, "BIOLAKE_INSTANCE": str(instance.root), **(env or {})}
     return subprocess.run(
         [sys.executable, name], cwd=folder, env=env, capture_output=True, text=True, timeout=120
     )
@@ -120,9 +123,9 @@ def test_a_run_ends_with_the_status_of_how_its_process_ended(instance, tmp_path,
     assert (run.status, run.exit_code, run.finished_implicitly) == (status, exit_code, implicitly)
     assert run.finished_at is not None
     if ending == "exception":
-        assert "ValueError: boom" in run.report and "ValueError: boom" in done.stderr
+        assert "ValueError: boom" in run.status_reason and "ValueError: boom" in done.stderr
     if ending.startswith("SIG"):
-        assert run.report.startswith(f"the process received {ending}")
+        assert run.status_reason.startswith(f"the process received {ending}")
 
 
 def test_a_tracked_function_that_raises_errors_its_run_and_the_exception_propagates(
@@ -145,7 +148,7 @@ def test_a_tracked_function_that_raises_errors_its_run_and_the_exception_propaga
     assert "caught (7,)" in done.stdout
     run = ln.Run.get(transform=ln.Transform.get(key="calls.py:fails"))
     assert (run.status, run.params, run.initiated_by_run) == ("errored", {"x": 7}, None)
-    assert "KeyError: 7" in run.report
+    assert "KeyError: 7" in run.status_reason
 
 
 def test_a_notebook_is_tracked_by_its_path_and_its_code_cells(instance, tmp_path) -> None:
@@ -214,7 +217,7 @@ def test_a_run_whose_process_was_killed_is_marked_crashed_later(instance, tmp_pa
     assert ln.Run.mark_crashed() == 1
     run = ln.Run.get(run.id)
     assert run.status == "crashed" and run.finished_at is not None
-    assert f"pid {run.pid}" in run.report
+    assert f"pid {run.pid}" in run.status_reason
     assert ln.Run.mark_crashed() == 0
     # The next tracked script on this host does it by itself.
     assert run_script(instance, tmp_path, "killed.py", code).returncode != 0
@@ -252,7 +255,7 @@ def test_signals_the_script_handles_or_ignores_leave_its_run_open(instance, tmp_
     assert done.returncode == 0, done.stderr
     assert "caught" in done.stdout
     run = ln.Run.get(transform=ln.Transform.get(name="resilient.py"))
-    assert (run.status, run.report) == ("completed", None)
+    assert (run.status, run.status_reason) == ("completed", None)
     assert ln.Artifact.get(key="after.txt").run == run
 
 
@@ -305,5 +308,5 @@ def test_mark_crashed_never_overwrites_a_run_that_ended(instance, monkeypatch) -
         session.execute(table.update().where(table.c.id == run.id).values(status="completed"))
     monkeypatch.setattr(runs, "_alive", lambda pid: False)
     stale = ln.Run.get(run.id)
-    assert runs.end_run(stale, instance, "crashed", report="x") is False
+    assert runs.end_run(stale, instance, "crashed", reason="x") is False
     assert ln.Run.get(run.id).status == "completed"
