@@ -30,7 +30,9 @@ _LAZY = {
     "Run": "biolake.registries.run",
     "Transform": "biolake.registries.transform",
     "errors": "biolake.errors",
+    "export_openlineage": "biolake.registries.openlineage",
     "finish": "biolake.registries.track",
+    "openlineage_events": "biolake.registries.openlineage",
     "track": "biolake.registries.track",
     "tracked": "biolake.registries.track",
     "save": "biolake.registries.save",
@@ -49,6 +51,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imp
     from biolake.registries.artifact import Artifact as Artifact
     from biolake.registries.base import Registry as Registry
     from biolake.registries.feature import Feature as Feature
+    from biolake.registries.openlineage import export_openlineage as export_openlineage
+    from biolake.registries.openlineage import openlineage_events as openlineage_events
     from biolake.registries.project import Project as Project
     from biolake.registries.record import Record as Record
     from biolake.registries.run import Run as Run

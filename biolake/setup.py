@@ -14,16 +14,33 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from biolake.core.connect import close, connect, connected, current_instance, home, init
+from biolake.core import connect as _connect
+from biolake.core.connect import close, connected, current_instance, home, init
 from biolake.core.instance import Instance
+from biolake.core.log import logger
 
 if TYPE_CHECKING:
     from biolake.registries.user import User
 
 __all__ = ["Settings", "close", "connect", "current_instance", "home", "init", "settings"]
+
+
+def connect(path_or_name: str | os.PathLike[str]) -> Instance:
+    """Open an existing instance by storage folder or by name and make it current. Runs
+    left ``started`` by processes that are gone are marked ``crashed`` on the way (see
+    ``ln.Run.mark_crashed``). Example: ``ln.setup.connect("./lab-data")``"""
+    instance = _connect.connect(path_or_name)
+    from biolake.registries.run import Run
+
+    try:
+        Run.mark_crashed()
+    except Exception as exc:  # a read-only user, say: connecting still works
+        logger.warning(f"could not check for crashed runs: {exc!r}")
+    return instance
 
 
 class Settings:

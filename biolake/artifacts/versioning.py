@@ -332,7 +332,7 @@ def _trashed_stems(
     for chunk in _chunks(keys):
         rows = session.execute(
             select(model.key, model.stem)
-            .where(model.key.in_(chunk), model.visibility != "default")
+            .where(model.key.in_(chunk), model.visibility == "trash")
             .order_by(model.id)
         )
         stems.update((str(key), stem) for key, stem in rows)  # the newest last: it wins
@@ -344,7 +344,8 @@ def _latest_statement(model: type[Artifact], by: str) -> Any:
     """The latest live artifacts with a key in ``:values`` (``by="key"``), or without a key
     and a hash in ``:values`` (``by="hash"``). Built once: a save runs it every time."""
     values: Any = bindparam("values", expanding=True)
-    live = (model.is_latest.is_(True), model.visibility == "default")
+    # Live: not in the trash ("hidden" ones, a run's report and environment, are live too).
+    live = (model.is_latest.is_(True), model.visibility != "trash")
     if by == "key":
         return select(model).where(model.key.in_(values), *live)
     return select(model).where(model.key.is_(None), model.hash.in_(values), *live)

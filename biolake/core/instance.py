@@ -62,6 +62,7 @@ class Instance:
         # Ids of this instance's own rows ("user", "storage"), remembered by their registries.
         self.row_ids: dict[str, int] = {}
         self._storage: Storage | None = None
+        self.closed = False
         self.db.on_rollback.append(self._forget_ids)
 
     def _forget_ids(self) -> None:
@@ -107,4 +108,5 @@ class Instance:
                 return int(found)
 
     def close(self) -> None:
+        self.closed = True
         self.db.dispose()

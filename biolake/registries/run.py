@@ -99,7 +99,9 @@ class Run(HasFeatures, CreatedBy, Registry):
 
         Example: ``ln.Run.mark_crashed()``
         """
-        from biolake.registries.track import MODELS  # loads tracking only when asked
+        if not cls.filter(status="started").exists():  # the common case: nothing to load
+            return 0
+        from biolake.registries.track import MODELS  # loads tracking only when needed
         from biolake.tracking.runs import mark_crashed
 
         return mark_crashed(MODELS, cls.objects().instance)

@@ -4,7 +4,7 @@ A process with started runs sets their ``heartbeat_at`` every ``interval()`` sec
 default, ``BIOLAKE_HEARTBEAT_SECONDS`` to change it) from one daemon thread. A run of another
 host whose heartbeat is older than ``lease()`` (ten intervals: 10 minutes by default) is found
 ``crashed`` (its node was lost, or its process killed); on its own host, a run is crashed as
-soon as its pid is gone.
+soon as its pid is gone. A closed instance (``ln.setup.close()``) gets no more beats.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class _Heartbeat:
         host, pid = socket.gethostname(), os.getpid()
         while not self.wake.wait(interval()):
             for root, (instance, table) in list(self.tables.items()):
-                if not _beat_once(instance, table, host, pid):
+                # Closed: its connections are gone, and a beat would open one nobody closes.
+                if instance.closed or not _beat_once(instance, table, host, pid):
                     self.tables.pop(root, None)  # no run left there; a new run watches again
 
 

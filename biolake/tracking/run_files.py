@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from biolake.core.instance import META_DIR, Instance
+from biolake.errors import IntegrityError
 from biolake.tracking import context
 from biolake.tracking.environment import fingerprint, package_list
 
@@ -64,6 +65,8 @@ def environment(model: Any, instance: Instance) -> tuple[int, str]:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(package_list())
             artifact_id = _save_hidden(model, instance, Path(name), key, "environment")
+        except IntegrityError:  # another process of the same environment saved it first
+            artifact_id = int(model.filter(key=key, visibility="hidden").one().id)
         finally:
             os.unlink(name)
     _environment_ids[(str(instance.root), found)] = artifact_id

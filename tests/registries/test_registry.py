@@ -222,8 +222,8 @@ def test_every_registry_describes_itself(instance: Any) -> None:
     assert text is not None
     import re
 
-    assert re.search(rf"transform +preprocessing\.py \({transform.uid}\)", text)
-    assert re.search(r"created_by +testuser \(", text)
+    assert re.search(r"transform +preprocessing\.py \(version 1, script\)", text)
+    assert re.search(r"created_by +testuser", text)
     assert "learning_rate" in text
     assert "preprocessing.py" in (transform.describe(return_str=True) or "")
     sample = ln.Record(name="Sample", is_type=True).save()

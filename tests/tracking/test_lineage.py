@@ -99,7 +99,7 @@ def test_the_lineage_picture_is_svg_with_stubs_and_collapsed_siblings(instance, 
     assert wide.save(target) == target and ET.parse(target).getroot().tag.endswith("svg")
     ln.Artifact.get(key="raw.csv").view_lineage(path=tmp_path / "again.svg", hops=1)
     assert (tmp_path / "again.svg").read_text() == wide.svg
-    with pytest.raises(InvalidArgument, match="must end in .svg"):
+    with pytest.raises(InvalidArgument, match=r"must end in \.svg"):
         found["raw.csv"].view_lineage(path=tmp_path / "lineage.png")
     assert not (tmp_path / "lineage.png").exists()
 
