@@ -82,11 +82,11 @@ def generate(path: Path, edges: int, db_url: str | None) -> None:
     if not db.is_sqlite:  # the sequences after rows inserted with explicit ids
         with db.write() as session:
             for table in (artifacts_t, runs_t):
-                session.execute(
-                    select(func.setval(f"{table.name}_id_seq", select(func.max(table.c.id))))
-                )
-        with db.engine.connect() as conn:
+                highest = select(func.max(table.c.id)).scalar_subquery()
+                session.execute(select(func.setval(f"{table.name}_id_seq", highest)))
+        with db.engine.connect() as conn:  # statistics, as autovacuum would gather them
             conn.exec_driver_sql("ANALYZE")
+            conn.commit()
 
 
 def _uid(length: int, n: int) -> str:

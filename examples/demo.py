@@ -97,7 +97,7 @@ def main() -> None:
         f"\n{ln.Artifact.filter(key__startswith='demo/').count()} demo artifacts in the instance."
     )
     records_features_and_queries(work)
-    tracked_pipeline()
+    tracked_pipeline(work)
 
 
 def records_features_and_queries(work: Path) -> None:
@@ -160,8 +160,9 @@ def records_features_and_queries(work: Path) -> None:
     artifact.describe()
 
 
-def tracked_pipeline() -> None:
-    """The "Runs & Transforms" section: this script as a tracked run, and a tracked function."""
+def tracked_pipeline(work: Path) -> None:
+    """The "Runs & Transforms" and "Data Lineage Tracking" sections: this script as a tracked
+    run calling two tracked functions, then its lineage: queries, describe() and a picture."""
     import biolake as ln
 
     step("Track this script and a function: params, inputs, outputs, project")
@@ -174,15 +175,33 @@ def tracked_pipeline() -> None:
         df["expression"] = df["expression"] * scale
         return ln.Artifact.from_dataframe(df, key="demo/expression_scaled.parquet").save()
 
+    @ln.tracked()
+    def summarise(key: str) -> ln.Artifact:
+        """The mean expression per gene."""
+        df = ln.Artifact.get(key=key).load()
+        summary = df.groupby("gene", as_index=False)["expression"].mean()
+        return ln.Artifact.from_dataframe(summary, key="demo/expression_summary.parquet").save()
+
     scaled = scale_expression("demo/processed_data.parquet", scale=10.0)
+    summary = summarise("demo/expression_scaled.parquet")
     ln.finish()
-    call = ln.Run.get(initiated_by_run=run)  # this call (a re-run finds the earlier output)
+    call = ln.Run.filter(initiated_by_run=run).order_by("id").first()  # the first call
     print(f"{run.transform.key} (version {run.transform.version}) -> {run.status}")
     print(f"{call.transform.key}: params {call.params}, status {call.status}")
     print("inputs:", [a.key for a in call.inputs], "| outputs:", [a.key for a in call.outputs])
     print("the output's run:", scaled.run.transform.key)
     print("initiated by the script's run:", call.initiated_by_run == run)
     print("runs with scale=10:", ln.Run.filter(params__scale=10.0).count() >= 2)
+
+    step("Lineage: where the summary came from, and a picture of it")
+    print("ancestors of the summary:", sorted(a.key for a in summary.ancestors()))
+    processed = ln.Artifact.get(key="demo/processed_data.parquet")
+    print("derived from the processed data:", sorted(a.key for a in processed.descendants()))
+    print("the script's report starts:", run.report.load().splitlines()[0])
+    print("its environment lists", len(run.environment.load().splitlines()), "lines")
+    summary.run.describe()
+    picture = summary.view_lineage(path=work / "lineage.svg")
+    print(f"lineage picture: {work / 'lineage.svg'} ({len(picture.to_json()['nodes'])} nodes)")
 
 
 if __name__ == "__main__":

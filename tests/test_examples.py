@@ -35,6 +35,13 @@ def test_demo_walks_through_the_contract_twice(tmp_path: Path) -> None:
         in out
     )
     assert "initiated by the script's run: True" in out
+    assert (
+        "ancestors of the summary: ['demo/expression_scaled.parquet', "
+        "'demo/processed_data.parquet']" in out
+    )
+    assert "the script's report starts: → started run" in out
+    picture = out.split("lineage picture: ")[1].split(" (")[0]
+    assert Path(picture).read_text().startswith("<svg")
     assert "search 'p53': ['P53mutant1'" in out
     again = run_demo(tmp_path)  # same instance: existing content is found, nothing breaks
     assert again.returncode == 0, again.stderr

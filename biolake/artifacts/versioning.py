@@ -56,13 +56,17 @@ def save_artifacts(
     artifacts: Sequence[Artifact],
     storage_id: Callable[[], int],
     run: Run | None = None,
+    *,
+    fresh_keys: bool = False,
 ) -> list[Artifact]:
     """Store and register new artifacts of ``model`` in one transaction; returns the saved
     artifacts, where an existing artifact stands in for each duplicate.
 
     ``storage_id()`` gives the instance's storage root in the Storage registry, called inside
     the transaction (a first save creates that row, and a failed one leaves none); ``run``, the
-    current run, becomes the run of new artifacts that name none."""
+    current run, becomes the run of new artifacts that name none. ``fresh_keys``: every key is
+    new by construction (a run's report, keyed by the run's uid), so the lookups of earlier
+    versions are skipped."""
     new = [a for a in artifacts if a.id is None]
     for artifact in new:  # before any bytes are copied; the artifact can be fixed and saved
         artifact._check_text()
@@ -74,7 +78,9 @@ def save_artifacts(
             _delete_unreferenced(model, instance, objects)
         try:
             with instance.db.write() as session:
-                result = _register(model, instance, session, artifacts, stored, storage_id, run)
+                result = _register(
+                    model, instance, session, artifacts, stored, storage_id, run, fresh_keys
+                )
         except BaseException:
             if not joined:
                 _delete_unreferenced(model, instance, objects)
@@ -216,13 +222,14 @@ def _register(
     stored: dict[int, StoredObject],
     storage_id: Callable[[], int],
     run: Run | None,
+    fresh_keys: bool = False,
 ) -> list[Artifact]:
     new = [a for a in artifacts if a.id is None]
     root_id = storage_id() if new else None
     instance.db.lock(KEY_LOCKS, {a.key or "" for a in new})
     instance.db.lock(BYTES_LOCKS, {s.hash for s in stored.values()})
-    latest = _latest_by_key(model, session, new, stored)
-    trashed_stems = _trashed_stems(model, session, new, latest)
+    latest = {} if fresh_keys else _latest_by_key(model, session, new, stored)
+    trashed_stems = {} if fresh_keys else _trashed_stems(model, session, new, latest)
     pending: list[Artifact] = []  # inserted together at the end
     pending_versions: dict[str, list[str]] = {}  # stem -> versions not yet inserted
     result: list[Artifact] = []

@@ -312,12 +312,16 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             )
 
     @classmethod
-    def _save_many(cls, instance: Instance, objects: list[Any]) -> list[Any]:
+    def _save_many(
+        cls, instance: Instance, objects: list[Any], *, fresh_keys: bool = False
+    ) -> list[Any]:
+        """Save new artifacts in one transaction (``ln.save``); ``fresh_keys``: their keys
+        are new by construction (see ``save_artifacts``)."""
         storage_id = functools.partial(root_storage_id, instance)
         run = current_run()
         if run is not None and not run._belongs_to(instance):
             run = None  # a run of another instance: its id means nothing here
-        saved = save_artifacts(cls, instance, objects, storage_id, run)
+        saved = save_artifacts(cls, instance, objects, storage_id, run, fresh_keys=fresh_keys)
         if run is not None:
             _link_projects(instance, run, saved)
         return saved
@@ -418,14 +422,14 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
 
         Example: ``ln.Artifact.get(key="processed/counts.parquet").ancestors()``
         """
-        return lineage.ancestors(self, depth)
+        return lineage.ancestors(type(self), self, depth)
 
     def descendants(self, depth: int | None = None) -> QuerySet[Artifact]:
         """The artifact versions derived from this one, at any depth or within ``depth`` hops.
 
         Example: ``ln.Artifact.get(key="raw/data.csv").descendants()`` (everything made from it)
         """
-        return lineage.descendants(self, depth)
+        return lineage.descendants(type(self), self, depth)
 
     def view_lineage(
         self, path: str | os.PathLike[str] | None = None, *, hops: int = 2, collapse: int = 4
@@ -437,7 +441,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
 
         Example: ``artifact.view_lineage(path="lineage.svg")``
         """
-        return lineage.view_lineage(self, hops, path, collapse)
+        return lineage.view_lineage(type(self), Run, self, hops, path, collapse)
 
     # --- trash ---------------------------------------------------------------------------------
 

@@ -175,9 +175,8 @@ def _artifact_lineage(artifact: Artifact) -> list[tuple[str, Any]]:
     if run is not None:
         rows.append(("run inputs", _keys(run.inputs)))
     if artifact.id is not None:
-        from biolake.registries.run import Run
-
-        readers = Run.filter(inputs=artifact).count()
+        run_model = type(artifact).input_of_runs.property.mapper.class_
+        readers = run_model.filter(inputs=artifact).count()
         rows.append(("read by", f"{readers} run{'s' if readers != 1 else ''}" if readers else None))
     return [row for row in rows if row[1] is not None]
 
@@ -261,9 +260,7 @@ def _identical(run: Run) -> str | None:
     environment), if any."""
     if not run.fingerprint:
         return None
-    from biolake.registries.run import Run
-
-    same = Run.filter(fingerprint=run.fingerprint, status="completed", id__lt=run.id)
+    same = type(run).filter(fingerprint=run.fingerprint, status="completed", id__lt=run.id)
     earlier = same.order_by("id").first()
     if earlier is None:
         return None
@@ -295,9 +292,7 @@ RUN_STATUSES = ("started", "completed", "errored", "aborted", "crashed")
 
 def describe_transform(transform: Transform, return_str: bool = False) -> str | None:
     """The transform, how its runs ended, and the latest run."""
-    from biolake.registries.run import Run
-
-    runs = Run.filter(transform=transform)
+    runs = type(transform).runs.property.mapper.class_.filter(transform=transform)
     counts = [(status, runs.filter(status=status).count()) for status in RUN_STATUSES]
     latest = runs.order_by("-started_at").first()
     general = [

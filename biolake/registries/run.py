@@ -12,7 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from biolake.core.log import logger
 from biolake.core.schema.base import JSONType, UTCDateTime, utcnow
 from biolake.features.manager import HasFeatures
+from biolake.registries import lineage
 from biolake.registries.base import Registry
+from biolake.registries.describe import describe_run
 from biolake.registries.project import Project, add_links, link_table
 from biolake.registries.user import CreatedBy
 
@@ -125,44 +127,37 @@ class Run(HasFeatures, CreatedBy, Registry):
         if remember:
             seen.add(artifact.id)
 
+    @classmethod
+    def _artifact_model(cls) -> Any:
+        """The Artifact class, by the relationship (``artifact`` imports this module)."""
+        return cls.input_artifacts.property.mapper.class_
+
     def ancestors(self, depth: int | None = None) -> QuerySet[Artifact]:
         """The artifact versions this run derives from: its inputs and what they derive from
         (``depth``: at most that many hops). Example: ``run.ancestors(depth=2)``"""
-        from biolake.registries.lineage import ancestors
-
-        return ancestors(self, depth)
+        return lineage.ancestors(self._artifact_model(), self, depth)
 
     def descendants(self, depth: int | None = None) -> QuerySet[Artifact]:
         """Its outputs and everything derived from them. Example: ``run.descendants()``"""
-        from biolake.registries.lineage import descendants
-
-        return descendants(self, depth)
+        return lineage.descendants(self._artifact_model(), self, depth)
 
     def view_lineage(
         self, path: str | os.PathLike[str] | None = None, *, hops: int = 2, collapse: int = 4
     ) -> LineagePicture:
         """The picture around this run (see ``Artifact.view_lineage``)."""
-        from biolake.registries.lineage import view_lineage
-
-        return view_lineage(self, hops, path, collapse)
+        return lineage.view_lineage(self._artifact_model(), Run, self, hops, path, collapse)
 
     def describe(self, return_str: bool = False) -> str | None:
         """Print the run: transform, status and why, params, inputs, outputs, where it ran,
         an earlier identical run, and the head of its report. Example: ``run.describe()``"""
-        from biolake.registries.describe import describe_run
-
         return describe_run(self, return_str=return_str)
 
     @property
     def outputs(self) -> QuerySet[Artifact]:
         """The artifacts this run saved."""
-        from biolake.registries.artifact import Artifact
-
-        return Artifact.filter(run=self)
+        return self._artifact_model().filter(run=self)
 
     @property
     def inputs(self) -> QuerySet[Artifact]:
         """The artifacts this run read (``load``/``cache``/``open`` while it was current)."""
-        from biolake.registries.artifact import Artifact
-
-        return Artifact.filter(input_of_runs=self)
+        return self._artifact_model().filter(input_of_runs=self)

@@ -8,6 +8,7 @@ from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.registries.base import Registry
+from biolake.registries.describe import describe_transform
 from biolake.registries.user import CreatedBy
 
 if TYPE_CHECKING:
@@ -61,6 +62,4 @@ class Transform(CreatedBy, Registry):
 
     def describe(self, return_str: bool = False) -> str | None:
         """Print the transform and how its runs ended. Example: ``transform.describe()``"""
-        from biolake.registries.describe import describe_transform
-
         return describe_transform(self, return_str=return_str)

@@ -14,7 +14,6 @@ only for a fingerprint not seen before.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import re
@@ -56,6 +55,8 @@ def package_list() -> str:
         ...
     """
     versions: dict[str, str] = {}
+    import importlib.metadata  # only for a new fingerprint: it costs a few ms to import
+
     for dist in importlib.metadata.distributions():
         # get_all: reading a missing key with [] is deprecated, and will raise.
         name, version = (dist.metadata.get_all(key) for key in ("Name", "Version"))

@@ -27,7 +27,6 @@ from biolake.core.connect import current_instance
 from biolake.core.log import logger
 from biolake.errors import InvalidArgument
 from biolake.tracking import context
-from biolake.tracking.reuse import NotReusable, result_value, reusable
 from biolake.tracking.runs import Models, end_run, new_run, place_of
 from biolake.tracking.source import function_source
 from biolake.tracking.transforms import upsert_transform
@@ -108,6 +107,8 @@ class _Calls:
             if caller is not None and not caller._belongs_to(instance):
                 caller = None  # a run of another instance cannot be the caller here
             if self.cache:
+                from biolake.tracking.reuse import reusable  # only for cache=True
+
                 environment = caller.environment_id if caller else place.get("environment_id")
                 found = reusable(self.models, instance, transform, params, environment)
                 if found is not None:
@@ -147,6 +148,8 @@ class _Calls:
         end_run(run, instance, status, reason=reason, **more)
 
     def _result(self, result: Any) -> Any:
+        from biolake.tracking.reuse import NotReusable, result_value
+
         try:
             return {"value": result_value(result)}  # wrapped: a None result is stored too
         except NotReusable as exc:

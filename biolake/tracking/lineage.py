@@ -104,14 +104,14 @@ def _walk(seeds: Select[Any], depth: int | None, step: Any) -> Select[Any]:
 Node = tuple[str, int]  # ("a", artifact id) or ("r", run id)
 
 
-def graph(models: Any, focus: Any, hops: int = 2) -> dict[str, Any]:
+def graph(artifact_model: Any, run_model: Any, focus: Any, hops: int = 2) -> dict[str, Any]:
     """The lineage around ``focus`` (an artifact or run) as JSON: nodes and edges within
     ``hops`` runs upstream and downstream, "+N more" stubs where a node has more than
     ``MAX_NEIGHBOURS`` neighbours one way. Node ids are ``a:<uid>`` and ``r:<uid>``.
-    Example: ``graph(models, artifact, hops=1)["nodes"]``."""
+    Example: ``graph(ln.Artifact, ln.Run, artifact, hops=1)["nodes"]``."""
     check_depth(hops)
-    walk = _Walk(models)
-    start: Node = ("r" if isinstance(focus, models.run) else "a", int(focus.id))
+    walk = _Walk(artifact_model, run_model)
+    start: Node = ("r" if isinstance(focus, run_model) else "a", int(focus.id))
     walk.seen.add(start)
     steps = 2 * hops - 1 if start[0] == "r" else 2 * hops  # a run is half a hop in
     for direction in ("up", "down"):
@@ -124,10 +124,10 @@ def graph(models: Any, focus: Any, hops: int = 2) -> dict[str, Any]:
 class _Walk:
     """Breadth first from the focus, one pair of queries per step."""
 
-    def __init__(self, models: Any) -> None:
-        self.models = models
-        self.db = models.artifact.objects().instance.db
-        self.artifacts, self.inputs = _tables(models.artifact)
+    def __init__(self, artifact_model: Any, run_model: Any) -> None:
+        self.artifact_model, self.run_model = artifact_model, run_model
+        self.db = artifact_model.objects().instance.db
+        self.artifacts, self.inputs = _tables(artifact_model)
         self.seen: set[Node] = set()
         self.edges: set[tuple[Node, Node]] = set()
         self.more: dict[tuple[Node, str], int] = {}
@@ -197,7 +197,7 @@ class _Walk:
     def _artifact_nodes(self) -> list[dict[str, Any]]:
         ids = sorted(i for kind, i in self.seen if kind == "a")
         everywhere = ["default", "trash", "hidden"]
-        rows = self.models.artifact.filter(id__in=ids, visibility__in=everywhere).to_list()
+        rows = self.artifact_model.filter(id__in=ids, visibility__in=everywhere).to_list()
         return [
             {
                 "_key": ("a", a.id),
@@ -213,7 +213,7 @@ class _Walk:
 
     def _run_nodes(self) -> list[dict[str, Any]]:
         ids = sorted(i for kind, i in self.seen if kind == "r")
-        rows = self.models.run.filter(id__in=ids).to_list() if ids else []
+        rows = self.run_model.filter(id__in=ids).to_list() if ids else []
         return [
             {
                 "_key": ("r", r.id),

@@ -12,9 +12,10 @@ Their keys lie under ``.biolake/``, which user keys cannot use:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from biolake.core.instance import META_DIR, Instance
 from biolake.errors import IntegrityError
@@ -40,7 +41,8 @@ def save_report(model: Any, instance: Instance, run_uid: str, path: Path) -> int
             return None
     except FileNotFoundError:
         return None
-    artifact_id = _save_hidden(model, instance, path, f"{REPORTS}/{run_uid}.txt", "report")
+    key = f"{REPORTS}/{run_uid}.txt"  # no other save uses it: no earlier versions to look up
+    artifact_id = _save_hidden(model, instance, path, key, "report", fresh_key=True)
     path.unlink(missing_ok=True)
     return artifact_id
 
@@ -54,30 +56,46 @@ def environment(model: Any, instance: Instance) -> tuple[int, str]:
     if cached is not None:
         return cached, found
     key = f"{ENVIRONMENTS}/{found.rpartition(':')[2]}.txt"  # the hex digits name it
-    row = model.filter(key=key, visibility="hidden").one_or_none()
-    if row is not None:
-        artifact_id = int(row.id)
+    existing = _hidden_id(model, instance, key)
+    if existing is not None:
+        artifact_id = existing
     else:
         folder = instance.root / META_DIR / "staging"
         folder.mkdir(parents=True, exist_ok=True)
+        import tempfile  # once per environment
+
         fd, name = tempfile.mkstemp(suffix=".txt", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(package_list())
             artifact_id = _save_hidden(model, instance, Path(name), key, "environment")
         except IntegrityError:  # another process of the same environment saved it first
-            artifact_id = int(model.filter(key=key, visibility="hidden").one().id)
+            artifact_id = _hidden_id(model, instance, key) or 0
         finally:
             os.unlink(name)
     _environment_ids[(str(instance.root), found)] = artifact_id
     return artifact_id, found
 
 
-def _save_hidden(model: Any, instance: Instance, path: Path, key: str, kind: str) -> int:
+def _hidden_id(model: Any, instance: Instance, key: str) -> int | None:
+    """The id of the hidden artifact under ``key`` (one indexed lookup)."""
+    table = model.__table__
+    found = instance.db.session.execute(
+        select(table.c.id).where(
+            table.c.key == key, table.c.is_latest.is_(True), table.c.visibility == "hidden"
+        )
+    ).scalar()
+    instance.db.end_read()
+    return None if found is None else int(found)
+
+
+def _save_hidden(
+    model: Any, instance: Instance, path: Path, key: str, kind: str, fresh_key: bool = False
+) -> int:
     artifact = model(path)
     artifact.key = key  # under .biolake/: set here, where the constructor would refuse it
     artifact.kind = kind
     artifact.visibility = "hidden"
     with context.untracked():  # a run's own files are not its outputs
-        saved = model._save_many(instance, [artifact])[0]
+        saved = model._save_many(instance, [artifact], fresh_keys=fresh_key)[0]
     return int(saved.id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import socket
 import sys
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ def new_run(
     run.status = "started"
     run.started_at = run.heartbeat_at = utcnow()
     run.pid, run.host = os.getpid(), socket.gethostname()
-    run.entrypoint = shlex.join(sys.argv) if sys.argv and sys.argv[0] else None
+    run.entrypoint = _command_line()
     if initiated_by is not None:
         place = {name: getattr(initiated_by, name) for name in PLACE}
     for name, value in (place or {}).items():
@@ -70,6 +69,14 @@ def new_run(
         run.save()
     heartbeat.watch(instance, type(run).__table__)
     return run
+
+
+def _command_line() -> str | None:
+    if not sys.argv or not sys.argv[0]:
+        return None
+    import shlex  # here: a tracked call in a process that never tracks a script needs none
+
+    return shlex.join(sys.argv)
 
 
 # Where a run runs: its code's git state, its environment, its scheduler job.
@@ -205,23 +212,27 @@ def mark_crashed(models: Models, instance: Instance) -> int:
     """Mark ``crashed`` the runs still ``started`` whose process is gone: on this host, by pid
     (SIGKILL, out of memory, ``os._exit``); on another host, by a heartbeat older than the
     lease (a lost node). Returns how many. The report a crashed run of this host was writing
-    is registered with it."""
-    host, crashed = socket.gethostname(), 0
-    model = models.run
-    for run in model.filter(status="started", host=host).to_list():
-        if run.pid is not None and run.pid != os.getpid() and not _alive(run.pid):
-            reason = f"its process (pid {run.pid} on {host}) ended without recording how"
+    is registered with it. One small query when nothing crashed (every ``ln.track()`` asks)."""
+    table = models.run.__table__
+    host, stale = socket.gethostname(), utcnow() - heartbeat.lease()
+    columns = (table.c.id, table.c.pid, table.c.host, table.c.heartbeat_at)
+    started = instance.db.session.execute(select(*columns).where(table.c.status == "started"))
+    rows = started.all()
+    instance.db.end_read()
+    crashed = 0
+    for row_id, pid, run_host, beat in rows:
+        if run_host == host and pid is not None and pid != os.getpid() and not _alive(pid):
+            run = models.run.get(row_id)
+            reason = f"its process (pid {pid} on {host}) ended without recording how"
             report_id = _leftover_report(models, instance, run)
             crashed += end_run(run, instance, "crashed", reason=reason, report_id=report_id)
-    stale = utcnow() - heartbeat.lease()
-    others = model.filter(status="started", heartbeat_at__lt=stale).exclude(host=host)
-    for run in others.to_list():
-        reason = (
-            f"no heartbeat from its process (pid {run.pid} on {run.host}) since "
-            f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, longer than the lease of "
-            f"{heartbeat.lease().total_seconds():.0f} s"
-        )
-        crashed += end_run(run, instance, "crashed", reason=reason)
+        elif run_host != host and beat is not None and beat < stale:
+            reason = (
+                f"no heartbeat from its process (pid {pid} on {run_host}) since "
+                f"{beat:%Y-%m-%d %H:%M:%S} UTC, longer than the lease of "
+                f"{heartbeat.lease().total_seconds():.0f} s"
+            )
+            crashed += end_run(models.run.get(row_id), instance, "crashed", reason=reason)
     return crashed
 
 

@@ -36,4 +36,8 @@ def test_tracking_doc_scripts_run_in_order(instance, tmp_path: Path) -> None:
     assert key == "preprocess.py:normalise" and rest.endswith(" completed")
     assert "'input_key': 'raw/counts.csv'" in rest and "'scale': 1.0" in rest
     assert lines[1:3] == ["['raw/counts.csv']", "True"]
+    assert lines[-1].startswith("→ started run") and lines[-1].endswith(
+        " of preprocess.py (version 1)"
+    )
+    assert (tmp_path / "lineage.svg").read_text().startswith("<svg")
     assert ln.Transform.get(name="preprocess.py").description == "Normalise the raw counts."
