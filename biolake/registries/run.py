@@ -65,6 +65,7 @@ class Run(HasFeatures, CreatedBy, Registry):
     )
     scheduler: Mapped[dict[str, Any] | None]
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    lease_seconds: Mapped[float | None]  # how long it may go without a heartbeat
     # Re-run detection: source, inputs, params and environment of a completed run, hashed.
     fingerprint: Mapped[str | None] = mapped_column(String(80), index=True)
     result: Mapped[Any] = mapped_column(JSONType, nullable=True)

@@ -102,11 +102,19 @@ class _Calls:
         try:
             instance = current_instance()
             transform, place = self._known(instance)
-            params = call_params(self.signature, args, kwargs)
+            arguments = bound_arguments(self.signature, args, kwargs)
+            params = {name: param_value(value) for name, value in arguments.items()}
+            exact = all(map(exact_value, arguments.values()))
             caller = context.current_run()
             if caller is not None and not caller._belongs_to(instance):
                 caller = None  # a run of another instance cannot be the caller here
-            if self.cache:
+            if self.cache and not exact:
+                self._warn_once(
+                    f"{self.source.key} has cache=True but an argument is recorded only by "
+                    "its type or name (a DataFrame, a path …), not by its content: it runs on "
+                    "every such call. Pass an artifact, or JSON values, to make it reusable."
+                )
+            elif self.cache:
                 from biolake.tracking.reuse import reusable  # only for cache=True
 
                 environment = caller.environment_id if caller else place.get("environment_id")
@@ -121,6 +129,7 @@ class _Calls:
         except Exception as exc:  # tracking must never stop the user's code from running
             logger.warning(f"{self.source.key} runs untracked: {exc!r}")
             return None
+        run._exact_params = exact
         return run, context.enter_run(run), instance
 
     def _known(self, instance: Any) -> tuple[Any, dict[str, Any]]:
@@ -145,7 +154,8 @@ class _Calls:
         status = _status_of(failure)
         reason = None if status == "completed" else "".join(traceback.format_exception(failure))
         more = {"result": self._result(result)} if self.cache and failure is None else {}
-        end_run(run, instance, status, reason=reason, **more)
+        # Params known only by type cannot tell two calls apart: no fingerprint then.
+        end_run(run, instance, status, reason=reason, comparable=run._exact_params, **more)
 
     def _result(self, result: Any) -> Any:
         from biolake.tracking.reuse import NotReusable, result_value
@@ -153,13 +163,16 @@ class _Calls:
         try:
             return {"value": result_value(result)}  # wrapped: a None result is stored too
         except NotReusable as exc:
-            if not self.warned:
-                self.warned = True
-                logger.warning(
-                    f"{self.source.key} has cache=True but returned a {exc}: only artifacts "
-                    "and JSON values can be returned again, so it runs on every call"
-                )
+            self._warn_once(
+                f"{self.source.key} has cache=True but returned a {exc}: only artifacts "
+                "and JSON values can be returned again, so it runs on every call"
+            )
             return None
+
+    def _warn_once(self, message: str) -> None:
+        if not self.warned:
+            self.warned = True
+            logger.warning(message)
 
 
 def _status_of(failure: BaseException | None) -> str:
@@ -172,17 +185,27 @@ def _status_of(failure: BaseException | None) -> str:
     return "errored"
 
 
-def call_params(
+def bound_arguments(
     signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    """The bound arguments of a call, each by :func:`param_value` (defaults included)."""
+    """The arguments of a call by name, defaults included, ``self`` and ``cls`` left out."""
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
-    return {
-        name: param_value(value)
-        for name, value in bound.arguments.items()
-        if name not in ("self", "cls")
-    }
+    return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
+
+
+def exact_value(value: Any) -> bool:
+    """Whether :func:`param_value` records ``value`` itself (JSON, a registry object's uid),
+    not a stand-in (``"<DataFrame>"``, a path whose content may change)."""
+    if value is None or isinstance(value, bool | str | numbers.Integral):
+        return True
+    if isinstance(value, numbers.Real):
+        return math.isfinite(float(value))
+    if isinstance(value, list | tuple):
+        return all(map(exact_value, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) for k in value) and all(map(exact_value, value.values()))
+    return hasattr(value, "__tablename__") and isinstance(getattr(value, "uid", None), str)
 
 
 def param_value(value: Any) -> Any:

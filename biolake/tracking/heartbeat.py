@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import update
 
 from biolake.core.instance import Instance
+from biolake.core.log import logger
 from biolake.core.schema.base import utcnow
 
 LEASE_INTERVALS = 10
@@ -43,6 +44,7 @@ class _Heartbeat:
         self.tables: dict[str, tuple[Instance, Any]] = {}  # by instance root
         self.pid = -1
         self.wake = threading.Event()
+        self.failures = 0
 
     def watch(self, instance: Instance, table: Any) -> None:
         self.tables[str(instance.root)] = (instance, table)
@@ -53,21 +55,31 @@ class _Heartbeat:
     def _beat(self) -> None:
         host, pid = socket.gethostname(), os.getpid()
         while not self.wake.wait(interval()):
-            for root, (instance, table) in list(self.tables.items()):
+            for root, entry in list(self.tables.items()):
+                instance, table = entry
                 # Closed: its connections are gone, and a beat would open one nobody closes.
-                if instance.closed or not _beat_once(instance, table, host, pid):
+                beating = not instance.closed and self._beat_safely(instance, table, host, pid)
+                if not beating and self.tables.get(root) is entry:  # not a newer watch()
                     self.tables.pop(root, None)  # no run left there; a new run watches again
+
+    def _beat_safely(self, instance: Instance, table: Any, host: str, pid: int) -> bool:
+        try:
+            beating = _beat_once(instance, table, host, pid)
+        except Exception as exc:  # a missed beat; the lease allows nine more
+            self.failures += 1
+            if self.failures == 3:
+                logger.warning(f"runs of this process miss their heartbeats: {exc!r}")
+            return True
+        self.failures = 0
+        return beating
 
 
 def _beat_once(instance: Instance, table: Any, host: str, pid: int) -> bool:
     """Beat for this process's started runs in ``instance``; False when it has none left."""
     # Its own connection: the instance's session belongs to the main thread.
     mine = (table.c.pid == pid) & (table.c.host == host) & (table.c.status == "started")
-    try:
-        with instance.db.engine.begin() as conn:
-            result: Any = conn.execute(update(table).where(mine).values(heartbeat_at=utcnow()))
-    except Exception:  # a missed beat; the lease allows nine more
-        return True
+    with instance.db.engine.begin() as conn:
+        result: Any = conn.execute(update(table).where(mine).values(heartbeat_at=utcnow()))
     return bool(result.rowcount)
 
 

@@ -28,7 +28,15 @@ from biolake.core.log import logger
 from biolake.errors import TrackingError
 from biolake.tracking import context, run_files
 from biolake.tracking.report import Report
-from biolake.tracking.runs import Models, checked_params, end_run, mark_crashed, new_run, place_of
+from biolake.tracking.runs import (
+    Models,
+    checked_params,
+    end_run,
+    mark_crashed,
+    new_run,
+    place_of,
+    set_report,
+)
 from biolake.tracking.source import script_source
 from biolake.tracking.transforms import upsert_transform
 
@@ -72,6 +80,7 @@ class _ProcessRun:
         self.instance = instance
         self.pid = os.getpid()
         self.exit_code: int | None = None
+        self.sigterm = False  # a SIGTERM arrived and the script's own handler took it
         self.report = Report(run_files.report_path(instance, run.uid))
         self._excepthook = sys.excepthook
         self._exit = sys.exit
@@ -101,13 +110,16 @@ class _ProcessRun:
         context.set_process_run(None)
         self._restore()
         self.report.stop()
+        # The end first: a scheduler's SIGKILL may follow SIGTERM soon, and the report can
+        # be large. The report follows; a crashed run's report is registered later anyway.
+        end_run(self.run, self.instance, status, **details)
         try:
-            details["report_id"] = run_files.save_report(
+            report_id = run_files.save_report(
                 self.models.artifact, self.instance, self.run.uid, self.report.path
             )
-        except Exception as exc:  # the end still gets recorded
+            set_report(self.run, self.instance, report_id)
+        except Exception as exc:
             logger.warning(f"could not save the report of run {self.run.uid}: {exc!r}")
-        end_run(self.run, self.instance, status, **details)
 
     def _restore(self) -> None:
         if sys.excepthook == self._on_exception:
@@ -121,6 +133,8 @@ class _ProcessRun:
 
     def _on_exception(self, kind: Any, value: Any, tb: Any) -> None:
         self._excepthook(kind, value, tb)  # first: the traceback goes into the report too
+        if hasattr(sys, "ps1") or sys.flags.interactive:
+            return  # a prompt shows the error and goes on: so does the run
         if isinstance(value, KeyboardInterrupt):  # Ctrl-C that nothing caught
             self.end("aborted", reason="the process received SIGINT (KeyboardInterrupt)")
         else:
@@ -134,13 +148,26 @@ class _ProcessRun:
 
     def _at_exit(self) -> None:
         code = self.exit_code
+        # An uncaught exception that another excepthook (rich's, say) took instead of ours:
+        # the interpreter keeps it in sys.last_value before it calls any hook.
+        uncaught = getattr(sys, "last_value", None) if not sys.flags.interactive else None
         if code:
             self.end("errored", exit_code=code, reason=f"the process exited with code {code}")
+        elif isinstance(uncaught, KeyboardInterrupt) or self.sigterm:
+            signal_name = "SIGINT (KeyboardInterrupt)" if uncaught else "SIGTERM"
+            self.end("aborted", reason=f"the process received {signal_name}")
+        elif isinstance(uncaught, Exception):
+            reason = "".join(traceback.format_exception(uncaught))
+            self.end("errored", reason=reason, exit_code=1)
         else:
             self.end("completed", exit_code=code, implicitly=True)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         previous = self._signals.get(signum, signal.SIG_DFL)
+        if callable(previous):  # the script's own handler (a checkpoint, a graceful stop):
+            self.sigterm = True  # the run goes on until finish() or the exit (then aborted)
+            previous(signum, frame)
+            return
         if os.getpid() == self.pid and not self.instance.db.in_write:
             # (Inside a write the status would join a transaction that never commits: then
             # the run is found crashed later, rather than recorded wrong.)

@@ -42,6 +42,8 @@ class _TeeStream:
             pass
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy/pickle probe an instance before __init__ has run
+            raise AttributeError(name)
         return getattr(self._stream, name)
 
 

@@ -9,6 +9,7 @@ the process ends it, is in ``process.py``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -55,6 +56,7 @@ def new_run(
     run.initiated_by_run = initiated_by
     run.status = "started"
     run.started_at = run.heartbeat_at = utcnow()
+    run.lease_seconds = heartbeat.lease().total_seconds()
     run.pid, run.host = os.getpid(), socket.gethostname()
     run.entrypoint = _command_line()
     if initiated_by is not None:
@@ -123,11 +125,13 @@ def end_run(
     reason: str | None = None,
     exit_code: int | None = None,
     implicitly: bool = False,
+    comparable: bool = True,
     **more: Any,
 ) -> bool:
     """Record how ``run`` ended, in its own instance, if it is still ``started`` (an ended run
     keeps its end); returns whether it changed. ``more`` are other columns to set with it
-    (``report_id``, ``result``). A completed run gets its fingerprint (see ``fingerprint``).
+    (``report_id``, ``result``). A completed run gets its fingerprint (see ``fingerprint``)
+    unless it is not ``comparable`` (params known only by their type).
     A failure to record it is a warning, never the user's error."""
     values: dict[str, Any] = {
         "status": status,
@@ -142,10 +146,15 @@ def end_run(
     run_id, uid = run.__dict__.get("id"), run.__dict__.get("uid")
     try:
         with instance.db.write() as session:
-            if status == "completed":
+            if status == "completed" and comparable:
                 values["fingerprint"] = fingerprint(session, run)
-            still_started = (table.c.id == run_id) & (table.c.status == "started")
-            result: Any = session.execute(update(table).where(still_started).values(**values))
+            # Still started; or found crashed by another process (a lease ran out while this
+            # one could not beat), which this very process, alive and ending it, corrects.
+            mine = (table.c.pid == os.getpid()) & (table.c.host == socket.gethostname())
+            open_ = (table.c.status == "started") | ((table.c.status == "crashed") & mine)
+            result: Any = session.execute(
+                update(table).where((table.c.id == run_id) & open_).values(**values)
+            )
     except Exception as exc:  # the process is ending or the database is gone
         logger.warning(f"could not record that run {uid} {status}: {exc!r}")
         return False
@@ -189,6 +198,18 @@ def _project(model: Any, name: str) -> Any:
     return project
 
 
+def set_report(run: Any, instance: Instance, report_id: int | None) -> None:
+    """Link a run's saved report to it (after its end is recorded)."""
+    if report_id is None:
+        return
+    table = type(run).__table__
+    with instance.db.write() as session:
+        session.execute(
+            update(table).where(table.c.id == run.__dict__["id"]).values(report_id=report_id)
+        )
+    set_committed_value(run, "report_id", report_id)
+
+
 def fingerprint(session: Any, run: Any) -> str:
     """What makes two runs the same computation: the transform's source, the hashes of the
     inputs the run read, its params and its environment, hashed."""
@@ -214,23 +235,27 @@ def mark_crashed(models: Models, instance: Instance) -> int:
     lease (a lost node). Returns how many. The report a crashed run of this host was writing
     is registered with it. One small query when nothing crashed (every ``ln.track()`` asks)."""
     table = models.run.__table__
-    host, stale = socket.gethostname(), utcnow() - heartbeat.lease()
-    columns = (table.c.id, table.c.pid, table.c.host, table.c.heartbeat_at)
+    host, now = socket.gethostname(), utcnow()
+    columns = (table.c.id, table.c.pid, table.c.host, table.c.heartbeat_at, table.c.lease_seconds)
     started = instance.db.session.execute(select(*columns).where(table.c.status == "started"))
     rows = started.all()
     instance.db.end_read()
     crashed = 0
-    for row_id, pid, run_host, beat in rows:
+    for row_id, pid, run_host, beat, lease in rows:
         if run_host == host and pid is not None and pid != os.getpid() and not _alive(pid):
             run = models.run.get(row_id)
             reason = f"its process (pid {pid} on {host}) ended without recording how"
-            report_id = _leftover_report(models, instance, run)
-            crashed += end_run(run, instance, "crashed", reason=reason, report_id=report_id)
-        elif run_host != host and beat is not None and beat < stale:
+            if end_run(run, instance, "crashed", reason=reason):  # claimed: its report too
+                crashed += 1
+                set_report(run, instance, _leftover_report(models, instance, run))
+            continue
+        # The run's own lease (its process's beat interval), not this reader's.
+        lease = dt.timedelta(seconds=lease or heartbeat.lease().total_seconds())
+        if run_host != host and beat is not None and beat < now - lease:
             reason = (
                 f"no heartbeat from its process (pid {pid} on {run_host}) since "
-                f"{beat:%Y-%m-%d %H:%M:%S} UTC, longer than the lease of "
-                f"{heartbeat.lease().total_seconds():.0f} s"
+                f"{beat:%Y-%m-%d %H:%M:%S} UTC, longer than its lease of "
+                f"{lease.total_seconds():.0f} s"
             )
             crashed += end_run(models.run.get(row_id), instance, "crashed", reason=reason)
     return crashed

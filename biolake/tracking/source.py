@@ -67,15 +67,16 @@ def notebook_path() -> str | None:
     if "ipykernel" not in sys.modules:
         return None
     shell = _ipython()
+    if shell is None or not hasattr(shell, "kernel"):  # not this process's kernel (a child
+        return None  # of a notebook inherits JPY_SESSION_NAME)
     names = dict(getattr(shell, "user_ns", None) or {})
     candidates = [names.get("__vsc_ipynb_file__"), names.get("__session__")]
     candidates.append(os.environ.get("JPY_SESSION_NAME"))
     for candidate in candidates:
         if not isinstance(candidate, str) or not candidate.endswith(".ipynb"):
             continue
-        for file in (candidate, os.path.basename(candidate)):  # the server's root may differ
-            if os.path.isfile(file):
-                return os.path.abspath(file)
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
     return None
 
 

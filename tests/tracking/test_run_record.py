@@ -238,3 +238,73 @@ def test_a_cached_call_returns_the_earlier_result_only_while_it_is_valid(
     stored.unlink()  # the earlier output is gone: run again (which stores it again)
     assert call() == second and calls.read_text() == "xxx"
     assert ln.Artifact.get(second).load().equals(output.load())
+
+
+def test_a_prompt_or_a_graceful_sigterm_handler_keeps_the_run_open(instance, tmp_path) -> None:
+    """An error typed at a prompt, and a SIGTERM the script's own handler takes, do not end
+    the run: its later saves still belong to it."""
+    code = """
+        import code, os, signal, sys
+        import biolake as ln
+
+        def checkpoint(signum, frame):
+            ln.Artifact(__file__, key="checkpoint.py").save()
+        signal.signal(signal.SIGTERM, checkpoint)
+        run = ln.track()
+        sys.ps1 = ">>> "                                # as at an interactive prompt
+        code.InteractiveInterpreter().runsource("undefined_name")
+        del sys.ps1
+        os.kill(os.getpid(), signal.SIGTERM)            # taken by checkpoint(), run goes on
+        ln.Artifact(__file__, key="after.py").save()
+        ln.finish()
+    """
+    done = run_script(instance, tmp_path, "graceful.py", code)
+    assert done.returncode == 0, done.stderr
+    assert "NameError" in done.stderr
+    run = _script_run("graceful.py")
+    assert run.status == "completed"
+    assert {a.key for a in run.outputs} == {"checkpoint.py", "after.py"}
+
+
+def test_an_exception_another_excepthook_takes_still_errors_the_run(instance, tmp_path) -> None:
+    code = """
+        import sys
+        import biolake as ln
+        ln.track()
+        sys.excepthook = lambda kind, value, tb: print("custom hook:", value, file=sys.stderr)
+        raise RuntimeError("disk full")
+    """
+    done = run_script(instance, tmp_path, "hooked.py", code)
+    assert done.returncode == 1 and "custom hook: disk full" in done.stderr
+    run = _script_run("hooked.py")
+    assert run.status == "errored" and "RuntimeError: disk full" in run.status_reason
+
+
+def test_cache_runs_again_for_arguments_known_only_by_type(instance, tmp_path) -> None:
+    import pandas as pd
+
+    calls = []
+
+    @ln.tracked(cache=True)
+    def total(df: pd.DataFrame) -> float:
+        calls.append(1)
+        return float(df["x"].sum())
+
+    assert total(pd.DataFrame({"x": [1, 2]})) == 3.0
+    assert total(pd.DataFrame({"x": [5, 5]})) == 10.0  # not the first call's result
+    assert len(calls) == 2
+    runs = ln.Run.filter(transform__key__endswith=".total")
+    assert [r.fingerprint for r in runs] == [None, None]  # nothing to tell them apart by
+
+
+def test_a_run_ended_by_its_own_process_corrects_a_lease_based_crash(instance) -> None:
+    from biolake.registries.track import MODELS
+    from biolake.tracking import runs
+
+    transform = ln.Transform(key="slow.py").save()
+    run = runs.new_run(MODELS, instance, transform, None)
+    with instance.db.write() as session:  # another host ran out of patience with it
+        table = ln.Run.__table__
+        session.execute(table.update().where(table.c.id == run.id).values(status="crashed"))
+    assert runs.end_run(run, instance, "completed") is True
+    assert ln.Run.get(run.id).status == "completed"

@@ -11,7 +11,8 @@ Create Date: 2026-12-03 14:15:00
   the installed packages, shared by every run with the same environment fingerprint;
 - ``runs.git_branch``, ``git_remote``, ``git_dirty``, ``git_diff`` (next to ``git_commit``);
 - ``runs.scheduler``: the SLURM or PBS job, with a ``group`` per array job;
-- ``runs.heartbeat_at``: a live process's last sign of life, for runs of other hosts;
+- ``runs.heartbeat_at``: a live process's last sign of life, for runs of other hosts, and
+  ``runs.lease_seconds``: how long that process lets pass before it counts as gone;
 - ``runs.fingerprint`` (indexed): source, inputs, params and environment of a completed run,
   hashed, for re-run detection; ``runs.result``: what a tracked function returned, by uid.
 
@@ -46,7 +47,22 @@ def _add_artifact_id(name: str) -> None:
     )
 
 
+def _check_sqlite() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    import sqlite3
+
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise RuntimeError(
+            f"This biolake needs SQLite 3.35 or newer to upgrade the instance (this Python has "
+            f"{sqlite3.sqlite_version}): use a Python built with a newer SQLite, e.g. from "
+            "conda-forge or python.org, or `pip install pysqlite3-binary`."
+        )
+
+
 def upgrade() -> None:
+    _check_sqlite()
     op.execute("ALTER TABLE runs RENAME COLUMN report TO status_reason")
     op.execute("ALTER TABLE runs DROP COLUMN environment")
     _add_artifact_id("report_id")
@@ -57,6 +73,7 @@ def upgrade() -> None:
     op.add_column("runs", sa.Column("git_diff", sa.Text()))
     op.add_column("runs", sa.Column("scheduler", _json()))
     op.add_column("runs", sa.Column("heartbeat_at", UTCDateTime(timezone=True)))
+    op.add_column("runs", sa.Column("lease_seconds", sa.Float()))
     op.add_column("runs", sa.Column("fingerprint", sa.String(length=80)))
     op.add_column("runs", sa.Column("result", _json()))
     op.create_index("ix_runs_environment_id", "runs", ["environment_id"])
@@ -69,6 +86,7 @@ def downgrade() -> None:
     for column in (
         "result",
         "fingerprint",
+        "lease_seconds",
         "heartbeat_at",
         "scheduler",
         "git_diff",
