@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biolake.core.log import logger
@@ -65,7 +65,7 @@ class Run(HasFeatures, CreatedBy, Registry):
     )
     scheduler: Mapped[dict[str, Any] | None]
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    lease_seconds: Mapped[float | None]  # how long it may go without a heartbeat
+    lease_seconds: Mapped[float | None] = mapped_column(Float())  # without a heartbeat, at most
     # Re-run detection: source, inputs, params and environment of a completed run, hashed.
     fingerprint: Mapped[str | None] = mapped_column(String(80), index=True)
     result: Mapped[Any] = mapped_column(JSONType, nullable=True)
