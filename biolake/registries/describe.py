@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from biolake.features.manager import describe_features  # [] for unsaved objects and non-hosts
@@ -114,10 +115,15 @@ def describe_record(record: Record, return_str: bool = False) -> str | None:
 
 def _names(relatives: QuerySet[Record]) -> str | None:
     """``"A, B, … and 5 more"``: the first names in name order, and how many more there are."""
-    shown = [r.name for r in relatives.order_by("name")[: RELATIVES_SHOWN + 1]]
+    return _first(relatives, "name", lambda r: r.name)
+
+
+def _first(rows: QuerySet[Any], order: str, label: Callable[[Any], str]) -> str | None:
+    """The labels of the first rows in ``order``, and how many more there are."""
+    shown = [label(row) for row in rows.order_by(order)[: RELATIVES_SHOWN + 1]]
     if len(shown) <= RELATIVES_SHOWN:
         return ", ".join(shown) or None
-    more = relatives.count() - RELATIVES_SHOWN
+    more = rows.count() - RELATIVES_SHOWN
     return ", ".join(shown[:RELATIVES_SHOWN]) + f", … and {more} more"
 
 
@@ -187,11 +193,7 @@ def _transform_label(transform: Transform) -> str:
 
 def _keys(artifacts: QuerySet[Artifact]) -> str | None:
     """The first keys (uids for keyless artifacts), and how many more."""
-    shown = [a.key or a.uid for a in artifacts.order_by("id")[: RELATIVES_SHOWN + 1]]
-    if len(shown) <= RELATIVES_SHOWN:
-        return ", ".join(shown) or None
-    more = artifacts.count() - RELATIVES_SHOWN
-    return ", ".join(shown[:RELATIVES_SHOWN]) + f", … and {more} more"
+    return _first(artifacts, "id", lambda a: a.key or a.uid)
 
 
 def describe_run(run: Run, return_str: bool = False) -> str | None:

@@ -172,8 +172,5 @@ class _ProcessRun:
             # (Inside a write the status would join a transaction that never commits: then
             # the run is found crashed later, rather than recorded wrong.)
             self.end("aborted", reason="the process received SIGTERM")
-        if callable(previous):
-            previous(signum, frame)
-        else:  # the default action, as if we had never been there
-            signal.signal(signum, previous)
-            signal.raise_signal(signum)
+        signal.signal(signum, previous)  # the default action, as if we had never been there
+        signal.raise_signal(signum)

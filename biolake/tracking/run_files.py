@@ -70,7 +70,10 @@ def environment(model: Any, instance: Instance) -> tuple[int, str]:
                 handle.write(package_list())
             artifact_id = _save_hidden(model, instance, Path(name), key, "environment")
         except IntegrityError:  # another process of the same environment saved it first
-            artifact_id = _hidden_id(model, instance, key) or 0
+            found_id = _hidden_id(model, instance, key)
+            if found_id is None:
+                raise
+            artifact_id = found_id
         finally:
             os.unlink(name)
     _environment_ids[(str(instance.root), found)] = artifact_id

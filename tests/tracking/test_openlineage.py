@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
+from test_run_context import GIT, git
 
 import biolake as ln
 from biolake.errors import InvalidArgument
@@ -31,7 +31,6 @@ from biolake.tracking import openlineage as ol
 
 SPEC = Path(__file__).parents[1] / "data" / "openlineage"
 CUSTOM_FACETS = {ol.PARAMETERS_FACET}
-GIT = shutil.which("git")
 REMOTE = "git@github.com:lab/pipelines.git"
 
 # --- the spec's schemas, resolved locally -----------------------------------------------------
@@ -184,16 +183,6 @@ KILLED = """
     ln.track()
     os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-def git(folder: Path, *args: str) -> str:
-    """Run git in ``folder``, blind to the user's global and system config."""
-    assert GIT is not None
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    done = subprocess.run(
-        [GIT, "-C", str(folder), *args], check=True, capture_output=True, text=True, env=env
-    )
-    return done.stdout.strip()
 
 
 def start(instance, folder: Path, name: str, code: str) -> subprocess.Popen[str]:

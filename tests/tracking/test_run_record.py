@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from test_run_context import git
 from test_track import run_script
 
 import biolake as ln
@@ -101,25 +101,18 @@ def test_runs_in_one_environment_share_one_environment_artifact(instance, tmp_pa
     assert ln.Run.filter(transform__kind="function").one().environment == environment
 
 
-def _git(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=folder, capture_output=True, text=True, check=True, timeout=30
-    )
-    return done.stdout.strip()
-
-
 def test_a_run_records_the_git_state_of_its_script(instance, tmp_path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "config", "user.email", "lab@example.org")
-    _git(repo, "config", "user.name", "Lab")
-    _git(repo, "remote", "add", "origin", "https://alice:secret@git.example.org/lab/analysis.git")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "lab@example.org")
+    git(repo, "config", "user.name", "Lab")
+    git(repo, "remote", "add", "origin", "https://alice:secret@git.example.org/lab/analysis.git")
     (repo / "job.py").write_text("import biolake as ln\nln.track()\n")
     (repo / "config.txt").write_text("threshold = 1\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "first")
-    head = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    head = git(repo, "rev-parse", "HEAD")
     assert run_script(instance, repo, "job.py", "import biolake as ln\nln.track()\n")
     run = _script_run("job.py")
     assert (run.git_commit, run.git_branch, run.git_dirty) == (head, "main", False)
