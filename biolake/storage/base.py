@@ -13,9 +13,8 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from biolake.errors import ValidationError
 from biolake.storage.hashing import hash_hex
@@ -36,8 +35,7 @@ OBJECTS_PREFIX = ".biolake/objects"
 _SUFFIX = re.compile(r"(\.[^/\\\x00-\x1f]{1,64})?")
 
 
-@dataclass(frozen=True)
-class StoredObject:
+class StoredObject(NamedTuple):  # not a frozen dataclass, which costs 0.7 ms to define
     """What a put stored: its key, content hash, total bytes, file count (folders only)."""
 
     key: str

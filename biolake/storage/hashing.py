@@ -47,13 +47,15 @@ import os
 import stat
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast, runtime_checkable
 
 import blake3
 
 from biolake.errors import StorageError, ValidationError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = [
     "ALGORITHM",
@@ -166,6 +168,8 @@ def _copy_pipelined(src: Readable, dst: PositionalWriter, hasher: blake3.blake3)
     n_buffers = dst.writers + 1
     # Anonymous maps are page-aligned, as O_DIRECT writers need. They are unmapped when the
     # last view goes away (an exception's traceback may still hold one, so no explicit close).
+    from concurrent.futures import ThreadPoolExecutor  # here: only large copies need threads
+
     buffers = [memoryview(mmap.mmap(-1, CHUNK_SIZE)) for _ in range(n_buffers)]
     pending: deque[Future[None]] = deque()
     total = 0

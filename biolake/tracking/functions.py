@@ -135,9 +135,13 @@ class _Calls:
     def _known(self, instance: Any) -> tuple[Any, dict[str, Any]]:
         known = self.known.get(str(instance.root))
         if known is None:
-            transform = upsert_transform(self.models.transform, instance, self.source)
             code_dir = os.path.dirname(self.source.path) if self.source.path else None
-            known = transform, place_of(self.models, instance, code_dir)
+            place = place_of(self.models, instance, code_dir)  # git runs meanwhile
+            try:
+                transform = upsert_transform(self.models.transform, instance, self.source)
+            finally:
+                where = place()  # also on an error: so that git's process is waited for
+            known = transform, where
             self.known[str(instance.root)] = known
         return known
 

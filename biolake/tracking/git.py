@@ -29,12 +29,13 @@ import re
 import signal
 import stat
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["MAX_DIFF_BYTES", "GitState", "git_state", "strip_credentials"]
+__all__ = ["MAX_DIFF_BYTES", "GitState", "git_state", "start_git_state", "strip_credentials"]
 
 MAX_DIFF_BYTES = 64 * 1024
 """The largest diff kept; a larger one is recorded only as ``diff_too_large``."""
@@ -79,19 +80,34 @@ def git_state(
         >>> state.branch, state.dirty
         ('main', False)
     """
+    return start_git_state(start, diff=diff, timeout=timeout)()
+
+
+def start_git_state(
+    start: str | os.PathLike[str], *, diff: bool = True, timeout: float = 2.0
+) -> Callable[[], GitState | None]:
+    """``git_state`` in two steps, so that the caller works while git runs: the files are read
+    and ``git diff`` is started now; the function returned waits for git (at most ``timeout``
+    seconds from when it is called) and returns the state."""
     repo = _find_repo(start)
     if repo is None:
-        return None
+        return lambda: None
     remote = _remote_url(repo.common_dir)
     if os.path.isdir(os.path.join(repo.common_dir, "reftable")):
-        return GitState(repo.root, None, None, remote, None, None)
+        return lambda: GitState(repo.root, None, None, remote, None, None)
     commit, branch = _head(repo)
     if commit is None:
-        return GitState(repo.root, None, branch, remote, _unborn_dirty(repo), None)
+        unborn = GitState(repo.root, None, branch, remote, _unborn_dirty(repo), None)
+        return lambda: unborn
     if not diff:
-        return GitState(repo.root, commit, branch, remote, None, None)
-    dirty, text, too_large = _diff(repo.root, timeout)
-    return GitState(repo.root, commit, branch, remote, dirty, text, too_large)
+        return lambda: GitState(repo.root, commit, branch, remote, None, None)
+    pending = _start_diff(repo.root)
+
+    def result() -> GitState:
+        dirty, text, too_large = _read_diff(pending, timeout)
+        return GitState(repo.root, commit, branch, remote, dirty, text, too_large)
+
+    return result
 
 
 def strip_credentials(url: str) -> str:
@@ -251,11 +267,31 @@ def _unborn_dirty(repo: _Repo) -> bool | None:
         return None
 
 
-def _diff(root: str, timeout: float) -> tuple[bool | None, str | None, bool]:
-    """(dirty, diff, too_large) from one ``git diff HEAD`` in ``root``."""
+def _start_diff(root: str) -> subprocess.Popen[bytes] | None:
+    """``git diff HEAD`` in ``root``, started; None when there is no git on PATH."""
+    import subprocess  # only inside a repository
+
+    env = {key: value for key, value in os.environ.items() if key not in _REPO_VARIABLES}
+    env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
     try:
-        proc = _start_diff(root)
-    except OSError:  # no git on PATH
+        return subprocess.Popen(
+            _DIFF,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=os.name == "posix",  # so that a kill reaches git's own children
+        )
+    except OSError:
+        return None
+
+
+def _read_diff(
+    proc: subprocess.Popen[bytes] | None, timeout: float
+) -> tuple[bool | None, str | None, bool]:
+    """(dirty, diff, too_large) from a started ``git diff HEAD``, waiting at most ``timeout``."""
+    if proc is None:
         return None, None, False
     stdout = proc.stdout
     assert stdout is not None  # stdout=PIPE
@@ -281,22 +317,6 @@ def _diff(root: str, timeout: float) -> tuple[bool | None, str | None, bool]:
     if code != 0 or expired.is_set():
         return None, None, False
     return bool(out), out.decode("utf-8", "replace") or None, False
-
-
-def _start_diff(root: str) -> subprocess.Popen[bytes]:
-    import subprocess  # only inside a repository
-
-    env = {key: value for key, value in os.environ.items() if key not in _REPO_VARIABLES}
-    env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
-    return subprocess.Popen(
-        _DIFF,
-        cwd=root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=os.name == "posix",  # so that a kill reaches git's own children
-    )
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

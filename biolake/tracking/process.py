@@ -46,12 +46,16 @@ def track(models: Models, *, params: dict[str, Any] | None, project: str | None,
     params = checked_params(params)  # before anything changes: a mistake leaves the last run open
     source = script_source(path)
     instance = current_instance()
-    mark_crashed(models, instance)
-    transform = upsert_transform(models.transform, instance, source)
+    # Git first: its one process runs while the database is asked.
+    place = place_of(models, instance, os.path.dirname(source.path) if source.path else None)
+    try:
+        mark_crashed(models, instance)
+        transform = upsert_transform(models.transform, instance, source)
+    finally:
+        where = place()  # also on an error: so that git's process is waited for
     if _process is not None:
         _process.end("completed")
-    place = place_of(models, instance, os.path.dirname(source.path) if source.path else None)
-    run = new_run(models, instance, transform, params, project, place=place)
+    run = new_run(models, instance, transform, params, project, place=where)
     _ProcessRun(models, run, instance).start()
     logger.info(f"started run {run.uid} of {transform.key} (version {transform.version})")
     return run
@@ -110,16 +114,31 @@ class _ProcessRun:
         context.set_process_run(None)
         self._restore()
         self.report.stop()
-        # The end first: a scheduler's SIGKILL may follow SIGTERM soon, and the report can
-        # be large. The report follows; a crashed run's report is registered later anyway.
-        end_run(self.run, self.instance, status, **details)
+        if status == "aborted":
+            # The end first: a scheduler's SIGKILL may follow SIGTERM soon, and the report can
+            # be large. The report follows; a crashed run's report is registered later anyway.
+            end_run(self.run, self.instance, status, **details)
+            self._link_report(self._save_report())
+            return
+        report_id = self._save_report()  # then one write records the end and links it
+        linked: dict[str, Any] = {} if report_id is None else {"report_id": report_id}
+        if not end_run(self.run, self.instance, status, **linked, **details):
+            self._link_report(report_id)  # the end was recorded before: the report is its own
+
+    def _save_report(self) -> int | None:
         try:
-            report_id = run_files.save_report(
+            return run_files.save_report(
                 self.models.artifact, self.instance, self.run.uid, self.report.path
             )
-            set_report(self.run, self.instance, report_id)
         except Exception as exc:
             logger.warning(f"could not save the report of run {self.run.uid}: {exc!r}")
+            return None
+
+    def _link_report(self, report_id: int | None) -> None:
+        try:
+            set_report(self.run, self.instance, report_id)
+        except Exception as exc:
+            logger.warning(f"could not link the report of run {self.run.uid}: {exc!r}")
 
     def _restore(self) -> None:
         if sys.excepthook == self._on_exception:

@@ -13,15 +13,13 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from biolake.errors import TrackingError
 from biolake.storage.hashing import hash_bytes
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):  # not a frozen dataclass, which costs 0.7 ms to define
     """The code a transform stands for."""
 
     key: str  # the file name, or "<file name>:<qualified name>" for a function

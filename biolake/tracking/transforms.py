@@ -16,11 +16,14 @@ def upsert_transform(model: Any, instance: Instance, source: Source) -> Any:
     """The ``model`` row for ``source``: found by key and source hash, else a new version of the
     key (one more than its highest numbered version), inserted under the key's lock so that
     concurrent runs of a new source agree on one row."""
+    session = instance.db.session
+    found = session.scalars(_same_source(model, source)).first()
+    instance.db.end_read()
+    if found is not None and found.visibility == "default":
+        return found  # the usual case, a script run again: no write
     with instance.db.write() as session:
         instance.db.lock(TRANSFORM_LOCKS, [source.key])
-        found = session.scalars(
-            select(model).where(model.key == source.key, model.source_hash == source.hash)
-        ).first()
+        found = session.scalars(_same_source(model, source)).first()
         if found is not None:
             if found.visibility != "default":  # run again: it is in use, out of the trash
                 found.visibility = "default"
@@ -37,3 +40,7 @@ def upsert_transform(model: Any, instance: Instance, source: Source) -> Any:
             version=str(number),
         )
         return transform.save()  # joins this transaction
+
+
+def _same_source(model: Any, source: Source) -> Any:
+    return select(model).where(model.key == source.key, model.source_hash == source.hash)
