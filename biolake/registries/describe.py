@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from biolake.core.units import human_size
 from biolake.features.manager import describe_features  # [] for unsaved objects and non-hosts
 
 if TYPE_CHECKING:
@@ -14,18 +15,6 @@ if TYPE_CHECKING:
     from biolake.registries.record import Record
     from biolake.registries.run import Run
     from biolake.registries.transform import Transform
-
-
-def human_size(n: int | None) -> str:
-    """``1536`` -> ``"1.5 KiB"``."""
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def _fmt(value: Any) -> str:

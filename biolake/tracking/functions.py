@@ -94,7 +94,7 @@ class _Calls:
         self.source = function_source(function)
         self.cache = cache
         self.known: dict[str, tuple[Any, dict[str, Any]]] = {}  # by instance root
-        self.warned = False
+        self.warned: set[str] = set()  # the warnings given: each once per function
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
         """(run, context token, instance) of a new call, (_REUSED, result) for a call served
@@ -174,8 +174,8 @@ class _Calls:
             return None
 
     def _warn_once(self, message: str) -> None:
-        if not self.warned:
-            self.warned = True
+        if message not in self.warned:
+            self.warned.add(message)
             logger.warning(message)
 
 

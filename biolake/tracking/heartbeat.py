@@ -5,6 +5,10 @@ default, ``BIOLAKE_HEARTBEAT_SECONDS`` to change it) from one daemon thread. A r
 host whose heartbeat is older than ``lease()`` (ten intervals: 10 minutes by default) is found
 ``crashed`` (its node was lost, or its process killed); on its own host, a run is crashed as
 soon as its pid is gone. A closed instance (``ln.setup.close()``) gets no more beats.
+
+On PostgreSQL, beats and the lease are measured by the database server's clock (``now()``),
+so that nodes whose clocks disagree never find each other's live runs crashed; on SQLite, whose
+writers share one machine, by that machine's clock.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import socket
 import threading
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from biolake.core.instance import Instance
 from biolake.core.log import logger
@@ -79,8 +83,21 @@ def _beat_once(instance: Instance, table: Any, host: str, pid: int) -> bool:
     # Its own connection: the instance's session belongs to the main thread.
     mine = (table.c.pid == pid) & (table.c.host == host) & (table.c.status == "started")
     with instance.db.engine.begin() as conn:
-        result: Any = conn.execute(update(table).where(mine).values(heartbeat_at=utcnow()))
+        result: Any = conn.execute(update(table).where(mine).values(heartbeat_at=clock(instance)))
     return bool(result.rowcount)
+
+
+def clock(instance: Instance) -> Any:
+    """What a beat is stamped with: the server's ``now()`` on PostgreSQL, else this machine's."""
+    return utcnow() if instance.db.is_sqlite else func.now()
+
+
+def now(instance: Instance, session: Any) -> dt.datetime:
+    """The time leases are compared with, by the same clock as the beats."""
+    if instance.db.is_sqlite:
+        return utcnow()
+    value: dt.datetime = session.execute(select(func.now())).scalar_one()
+    return value.astimezone(dt.UTC)
 
 
 _heartbeat = _Heartbeat()

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Select, literal, select
 
+from biolake.core.units import human_size
 from biolake.errors import InvalidArgument
 
 MAX_NEIGHBOURS = 12
@@ -204,7 +205,7 @@ class _Walk:
                 "id": f"a:{a.uid}",
                 "type": "artifact",
                 "label": a.key or a.description or a.uid,
-                "detail": f"v{a.version} · {_size(a.size)}"
+                "detail": f"v{a.version} · {human_size(a.size)}"
                 + (" · in the trash" if a.visibility == "trash" else ""),
                 "kind": a.kind,
             }
@@ -227,12 +228,3 @@ class _Walk:
             }
             for r in rows
         ]
-
-
-def _size(n: int | None) -> str:
-    size = float(n or 0)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover

@@ -254,10 +254,11 @@ def mark_crashed(models: Models, instance: Instance) -> int:
     lease (a lost node). Returns how many. The report a crashed run of this host was writing
     is registered with it. One small query when nothing crashed (every ``ln.track()`` asks)."""
     table = models.run.__table__
-    host, now = socket.gethostname(), utcnow()
+    host = socket.gethostname()
     columns = (table.c.id, table.c.pid, table.c.host, table.c.heartbeat_at, table.c.lease_seconds)
     started = instance.db.session.execute(select(*columns).where(table.c.status == "started"))
     rows = started.all()
+    now = heartbeat.now(instance, instance.db.session) if rows else None
     instance.db.end_read()
     crashed = 0
     for row_id, pid, run_host, beat, lease in rows:
@@ -270,7 +271,7 @@ def mark_crashed(models: Models, instance: Instance) -> int:
             continue
         # The run's own lease (its process's beat interval), not this reader's.
         lease = dt.timedelta(seconds=lease or heartbeat.lease().total_seconds())
-        if run_host != host and beat is not None and beat < now - lease:
+        if run_host != host and beat is not None and now is not None and beat < now - lease:
             reason = (
                 f"no heartbeat from its process (pid {pid} on {run_host}) since "
                 f"{beat:%Y-%m-%d %H:%M:%S} UTC, longer than its lease of "

@@ -47,7 +47,7 @@ def edge(source: str, target: str) -> dict:
 def pipeline() -> dict:
     """raw -> preprocess (errored) -> counts -> train (crashed) -> model, plus a 'more' stub."""
     nodes = [
-        artifact("raw", "raw/counts.csv", detail="v1 · 2.1 kB", kind="dataset"),
+        artifact("raw", "raw/counts.csv", detail="v1 · 2.1 KiB", kind="dataset"),
         run("pre", label="preprocess.py", status="errored", detail="errored · 2026-12-03"),
         artifact("counts"),
         run("train", transform="t:2", label="train.py", status="crashed"),
@@ -109,7 +109,7 @@ def test_the_svg_is_a_standalone_document_with_one_box_per_node() -> None:
     assert "<script" not in svg and "@import" not in svg and "url(http" not in svg
     texts = {t.text for t in root.iter(f"{SVG}text")}
     assert {"raw/counts.csv", "preprocess.py", "models/net.pt", "+12 more"} <= texts
-    assert "v1 · 2.1 kB" in texts
+    assert "v1 · 2.1 KiB" in texts
 
 
 def test_one_arrowhead_per_edge() -> None:

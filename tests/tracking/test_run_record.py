@@ -290,6 +290,20 @@ def test_cache_runs_again_for_arguments_known_only_by_type(instance, tmp_path) -
     assert [r.fingerprint for r in runs] == [None, None]  # nothing to tell them apart by
 
 
+def test_each_cache_warning_is_given_once_per_function(instance, capsys) -> None:
+    import pandas as pd
+
+    @ln.tracked(cache=True)
+    def labels(df: pd.DataFrame) -> set[str]:
+        return set(df["x"])  # a set is not JSON: never returned again
+
+    for values in (["a"], ["b"], ["c"]):
+        assert labels(pd.DataFrame({"x": values})) == set(values)
+    err = capsys.readouterr().err
+    assert err.count("recorded only by its type or name") == 1
+    assert err.count("has cache=True but returned a") == 1
+
+
 def test_a_run_ended_by_its_own_process_corrects_a_lease_based_crash(instance) -> None:
     from biolake.registries.track import MODELS
     from biolake.tracking import runs
