@@ -6,6 +6,7 @@ raise it as biolake's ``ValidationError`` or ``InvalidArgument``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -13,17 +14,6 @@ INT64 = (-(2**63), 2**63 - 1)
 
 class DtypeError(ValueError):
     """A value does not fit a dtype; the caller adds the feature name to the message."""
-
-
-def holds_nul(value: Any) -> bool:
-    """Whether a text, or any string inside a list, set or dict (keys too), contains NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(holds_nul(v) for v in value)
-    return False
 
 
 def text_problem(value: Any) -> str | None:
@@ -45,6 +35,34 @@ def text_problem(value: Any) -> str | None:
     else:
         return None
     return next((p for p in map(text_problem, items) if p is not None), None)
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` would not come back from a JSON column as it went in, or None: JSON is
+    None, bool, int, finite float, str, and lists and str-keyed dicts of them (a tuple comes
+    back as a list)."""
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return (
+            None if math.isfinite(value) else f"the float {value!r} (JSON has no NaN or infinity)"
+        )
+    if isinstance(value, list | tuple):
+        return next((p for p in map(json_problem, value) if p is not None), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"the key {key!r}, which is not a str"
+            problem = json_problem(item)
+            if problem is not None:
+                return problem
+        return None
+    return f"a {type(value).__name__} ({short(value)})"
+
+
+def short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def fits_int64(value: int) -> bool:

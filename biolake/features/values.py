@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from biolake.core.schema.base import Base, UTCDateTime
+from biolake.core.values import text_problem
 from biolake.features.dtypes import Dtype
 from biolake.features.models import models
 
@@ -153,7 +154,10 @@ def load_features(instance: Instance, names: Iterable[str] | None = None) -> dic
     if names is None:
         rows = read(instance, _features_statement(by_name=False))
     else:
-        rows = read(instance, _features_statement(by_name=True), {"names": list(names)})
+        # A name no feature can have (not text, NUL, a lone surrogate) is simply not found:
+        # the drivers would refuse it with their own errors.
+        names = [n for n in names if isinstance(n, str) and text_problem(n) is None]
+        rows = read(instance, _features_statement(by_name=True), {"names": names})
     return {
         name: FeatureInfo(fid, name, dtype, Dtype.from_string(dtype, type_id))
         for fid, name, dtype, type_id in rows

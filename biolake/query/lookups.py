@@ -9,6 +9,7 @@ followed through ``IN (subquery)`` conditions, JSON columns by key path (see
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, aliased
 
 from biolake.core.db import in_values, json_value
 from biolake.core.schema.base import Base
-from biolake.core.values import DtypeError, check_int64, holds_nul
+from biolake.core.values import DtypeError, check_int64, text_problem
 from biolake.errors import InvalidArgument, did_you_mean, short_repr
 
 if TYPE_CHECKING:
@@ -110,9 +111,14 @@ def condition(
     model: type[Registry], key: str, value: Any, dialect: str, entity: Entity = None
 ) -> Any:
     """The SQL condition for one ``key=value`` lookup on ``model`` (or an alias of it)."""
-    check_no_nul(key, value)
+    check_text(key, value)
     if key.endswith("__in") and isinstance(value, Iterator):
         value = list(value)  # a generator: read once, here, not once per check
+    if _holds_nan(value):
+        raise InvalidArgument(
+            f"{key}={short_repr(value)}: NaN is equal to nothing, so this would match no row. "
+            "To find missing values, use __isnull=True."
+        )
     if key.endswith("__isnull") and not isinstance(value, bool):
         raise InvalidArgument(f"{key} takes True or False, not {short_repr(value)}.")
     entity = model if entity is None else entity
@@ -144,13 +150,27 @@ def condition(
     raise InvalidArgument(model._unknown_name_message(name, f"{key}={short_repr(value)}"))
 
 
-def check_no_nul(key: str, value: Any) -> None:
-    """No stored text holds NUL (values are checked on save), and PostgreSQL refuses it in a
-    query with a driver error: say so on both backends instead of "no rows" or that error."""
-    if holds_nul(value):
+def _holds_nan(value: Any) -> bool:
+    if isinstance(value, float | decimal.Decimal):
+        return value != value  # NaN is the one value not equal to itself
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_nan(v) for v in value)
+    return False
+
+
+def check_text(key: str, value: Any) -> None:
+    """No stored text holds NUL or a lone surrogate (values are checked on save), and the
+    drivers refuse them in a query with their own errors: say so on both backends instead."""
+    if text_problem(key) is not None:
         raise InvalidArgument(
-            f"{key}={short_repr(value)}: text to compare must not contain NUL characters (\\x00); "
-            "no stored value holds one."
+            f"The lookup {short_repr(key)} contains {text_problem(key)}: no field, feature or "
+            "key is named so. Check the name."
+        )
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidArgument(
+            f"{key}={short_repr(value)}: text to compare must not contain {problem}; no stored "
+            "value holds one."
         )
 
 

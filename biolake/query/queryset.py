@@ -17,7 +17,7 @@ from sqlalchemy import Select, and_, bindparam, false, func, not_, select
 from biolake.core.connect import current_instance
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.query.frames import fetch_raw, frame
-from biolake.query.lookups import check_no_nul, condition
+from biolake.query.lookups import check_text, condition
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -302,7 +302,7 @@ class QuerySet(Generic[T]):
                 return found
         qs = self.filter(**lookups) if lookups else self
         if uid is not None:
-            check_no_nul("uid", uid)
+            check_text("uid", uid)
             qs = qs.filter(self.model._uid_condition(uid))
             qs._filter_text = f"uid={uid!r}" + (f", {_format(lookups)}" if lookups else "")
         elif not lookups:

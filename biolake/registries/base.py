@@ -19,7 +19,7 @@ from biolake.core.connect import current_instance
 from biolake.core.ids import new_uid
 from biolake.core.log import logger
 from biolake.core.schema.base import Base, UTCDateTime, utcnow
-from biolake.core.values import text_problem
+from biolake.core.values import json_problem, text_problem
 from biolake.errors import (
     InvalidArgument,
     MultipleResultsFound,
@@ -269,6 +269,13 @@ class Registry(Base):
                     f"{name}.{key} must not contain {problem}: {short_repr(value)}. Remove "
                     "them before saving."
                 )
+            problem = json_problem(value) if key in _json_fields(type(self)) else None
+            if problem is not None:
+                raise ValidationError(
+                    f"{name}.{key} must be JSON (str, int, float, bool, None, and lists and dicts "
+                    f"with str keys of them), but holds {problem}. Store such a value as text, or "
+                    "as an artifact and give its uid."
+                )
             if max_length is not None and isinstance(value, str) and len(value) > max_length:
                 raise ValidationError(
                     f"{name}.{key} is at most {max_length} characters, got {len(value)}: "
@@ -374,6 +381,13 @@ def _call_pattern(signature: inspect.Signature) -> str:
         required = param.default is param.empty
         parts.append(param.name if required else f"{param.name}={param.default!r}")
     return ", ".join(parts)
+
+
+@functools.cache
+def _json_fields(model: type[Registry]) -> frozenset[str]:
+    return frozenset(
+        attr.key for attr in model.__mapper__.column_attrs if isinstance(attr.columns[0].type, JSON)
+    )
 
 
 @functools.cache
