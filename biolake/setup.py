@@ -29,11 +29,22 @@ if TYPE_CHECKING:
 __all__ = ["Settings", "close", "connect", "current_instance", "home", "init", "settings"]
 
 
-def connect(path_or_name: str | os.PathLike[str]) -> Instance:
+def connect(path_or_name: str | os.PathLike[str], read_only: bool | None = None) -> Instance:
     """Open an existing instance by storage folder or by name and make it current. Runs
     left ``started`` by processes that are gone are marked ``crashed`` on the way (see
-    ``ln.Run.mark_crashed``). Example: ``ln.setup.connect("./lab-data")``"""
-    instance = _connect.connect(path_or_name)
+    ``ln.Run.mark_crashed``). Example: ``ln.setup.connect("./lab-data")``
+
+    ``read_only=True`` opens it to read only: queries, ``load()`` and ``cache()`` work, every
+    write raises ``ln.errors.ReadOnlyInstance``. By default an instance this user cannot write
+    (its folder, its SQLite file or its PostgreSQL role) opens read-only by itself, and
+    ``read_only=False`` raises instead. Example: ``ln.setup.connect("/data/lab", read_only=True)``
+
+    A failed connect leaves the process on no instance: every use raises until a connect
+    or init succeeds, so nothing goes to the instance that was current before.
+    """
+    instance = _connect.connect(path_or_name, read_only=read_only)
+    if instance.read_only:  # marking crashed runs would be a write
+        return instance
     from biolake.registries.run import Run
 
     try:
@@ -68,7 +79,12 @@ class Settings:
     def __repr__(self) -> str:
         inst = connected()
         if inst is None:
-            return "Settings(no instance connected yet)"
+            failed = _connect.failure()
+            return (
+                f"Settings(no instance: {failed})"
+                if failed
+                else "Settings(no instance connected yet)"
+            )
         return f"Settings(instance={inst.name!r}, storage='{inst.root}', db='{inst.db.safe_url}')"
 
 
