@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from biolake.core import connect as _connect
 from biolake.core.connect import close, connected, current_instance, home, init
-from biolake.core.instance import Instance
+from biolake.core.instance import Instance, current_handle
 from biolake.core.log import logger
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ def connect(path_or_name: str | os.PathLike[str], read_only: bool | None = None)
 
 
 class Settings:
-    """What is current: ``ln.settings.instance``, ``.storage``, ``.user``."""
+    """What is current: ``ln.settings.instance``, ``.storage``, ``.user`` (on a read-only
+    instance where this user has no row yet, an unsaved ``User``)."""
 
     @property
     def instance(self) -> Instance:
@@ -71,6 +72,10 @@ class Settings:
         from biolake.registries.user import User, current_user_id
 
         instance = current_instance()
+        if instance.read_only:  # the row is created on first use, which reading cannot do
+            handle = current_handle()
+            stored = User.objects(instance).filter(handle=handle).first()
+            return stored if stored is not None else User(handle=handle)
         user = instance.db.session.get(User, current_user_id(instance))
         instance.db.end_read()
         assert user is not None

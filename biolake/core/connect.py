@@ -28,7 +28,7 @@ from typing import Any
 from biolake.core.half_made import made_dirs, remove_half_made
 from biolake.core.instance import META_DIR, Instance, config_path, read_config, sqlite_file
 from biolake.core.log import logger
-from biolake.core.read_only import asked_reason, folder_reason, role_reason
+from biolake.core.read_only import asked_reason, folder_reason, role_reason, writable
 from biolake.core.schema.migrate import ensure_schema
 from biolake.errors import InstanceError, InstanceNotFound, ReadOnlyInstance, did_you_mean
 
@@ -137,15 +137,14 @@ def _make_meta_dir(root: Path) -> None:
     meta = root / META_DIR
     try:
         meta.mkdir(parents=True, exist_ok=True)
-        reason = folder_reason(meta, None)
+        problem = None if writable(meta) else "is not writable for this user"
     except OSError as exc:
-        reason = f"because it cannot be created ({exc.strerror})"
-    if reason is not None:
-        reason = reason.split(". To write")[0]
+        problem = f"cannot be created ({exc.strerror})"
+    if problem is not None:
         raise InstanceError(
-            f"Cannot create an instance at {root}: the folder is not writable: {meta} {reason}. "
-            "Choose a folder you can write, or ask its owner for write access; to read an "
-            "instance that is there already, use ln.setup.connect(path, read_only=True)."
+            f"Cannot create an instance at {root}: the folder is not writable ({meta} "
+            f"{problem}). Choose a folder you can write, or ask its owner for write access; to "
+            "read an instance that is there already, use ln.setup.connect(path, read_only=True)."
         )
 
 

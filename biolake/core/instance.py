@@ -38,6 +38,11 @@ def read_config(root: Path) -> dict[str, Any]:
             f"The instance settings {path} are corrupt ({exc}). Restore the file from a backup, "
             "or move it away and run `biolake init` again on the same folder."
         ) from exc
+    except OSError as exc:  # unreadable for this user, or not a file
+        raise InstanceError(
+            f"Cannot read the instance settings {path}: {exc.strerror}. Ask the instance's "
+            "owner for read access to its .biolake folder."
+        ) from exc
 
 
 def sqlite_file(root: Path, config: dict[str, Any]) -> Path | None:

@@ -49,6 +49,13 @@ def other_programs_database(tmp_path: Path) -> Path:
     return root
 
 
+def unreadable_settings(tmp_path: Path) -> Path:
+    """A folder whose instance settings are a folder, not a file."""
+    root = tmp_path / "odd"
+    (root / ".biolake" / "instance.json").mkdir(parents=True)
+    return root
+
+
 def a_file(tmp_path: Path) -> Path:
     path = tmp_path / "data.csv"
     path.write_text("a,b\n")
@@ -66,6 +73,10 @@ FAILURES: dict[str, tuple[Callable[[Path], Callable[[], Any]], str]] = {
     "newer schema": (
         lambda tmp: functools.partial(ln.setup.connect, newer_schema(tmp)),
         "migrated by a newer biolake",
+    ),
+    "unreadable settings": (
+        lambda tmp: functools.partial(ln.setup.connect, unreadable_settings(tmp)),
+        "Cannot read the instance settings",
     ),
     "another program's database": (
         lambda tmp: functools.partial(ln.setup.connect, other_programs_database(tmp)),

@@ -101,6 +101,13 @@ def check_reads_and_refusals(root: Path, tmp_path: Path, how_to_write: str) -> N
         assert "read-only" in message and how_to_write in message, name
         assert isinstance(info.value, PermissionError)
         assert ln.Project.filter(name="Screen").count() == 1, name  # reads still work
+    handle = os.environ["BIOLAKE_USER"]
+    os.environ["BIOLAKE_USER"] = "newcomer"  # no row, and none can be created
+    try:
+        assert (ln.settings.user.handle, ln.settings.user.id) == ("newcomer", None)
+    finally:
+        os.environ["BIOLAKE_USER"] = handle
+    assert ln.settings.user.handle == handle and ln.settings.user.id is not None
     assert counts() == before
     assert files_under(root) == on_disk
     assert ln.Artifact.get(key="rna/counts.csv").visibility == "default"
