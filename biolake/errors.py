@@ -9,7 +9,8 @@ derives from the builtin exception it refines, so ``except ValueError`` keeps wo
     ├── ValidationError (ValueError)          a value or a definition is invalid
     ├── InvalidArgument (ValueError)          a call's arguments are invalid (e.g. unknown field)
     ├── InstanceError (RuntimeError)          an instance cannot be created, found or opened
-    │   └── InstanceNotFound (LookupError)
+    │   ├── InstanceNotFound (LookupError)
+    │   └── ReadOnlyInstance (PermissionError) a write to an instance opened read-only
     ├── IntegrityError (RuntimeError)         the database refused a write (e.g. a duplicate)
     ├── TrackingError (RuntimeError)          a run cannot be tracked (no script, no current run)
     └── StorageError (OSError)                stored bytes cannot be written or read
@@ -72,6 +73,12 @@ class InstanceError(BiolakeError, RuntimeError):
 
 class InstanceNotFound(InstanceError, LookupError):
     """No instance exists at the given location or under the given name."""
+
+
+class ReadOnlyInstance(InstanceError, PermissionError):
+    """A write (save, delete, track …) to an instance that is open read-only: opened with
+    ``read_only=True``, in a folder this user cannot write, or through a database role that
+    may only read. The message names the instance and how to get write access."""
 
 
 class IntegrityError(BiolakeError, RuntimeError):

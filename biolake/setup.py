@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from biolake.core import connect as _connect
 from biolake.core.connect import close, connected, current_instance, home, init
-from biolake.core.instance import Instance
+from biolake.core.instance import Instance, current_handle
 from biolake.core.log import logger
 
 if TYPE_CHECKING:
@@ -29,11 +29,22 @@ if TYPE_CHECKING:
 __all__ = ["Settings", "close", "connect", "current_instance", "home", "init", "settings"]
 
 
-def connect(path_or_name: str | os.PathLike[str]) -> Instance:
+def connect(path_or_name: str | os.PathLike[str], read_only: bool | None = None) -> Instance:
     """Open an existing instance by storage folder or by name and make it current. Runs
     left ``started`` by processes that are gone are marked ``crashed`` on the way (see
-    ``ln.Run.mark_crashed``). Example: ``ln.setup.connect("./lab-data")``"""
-    instance = _connect.connect(path_or_name)
+    ``ln.Run.mark_crashed``). Example: ``ln.setup.connect("./lab-data")``
+
+    ``read_only=True`` opens it to read only: queries, ``load()`` and ``cache()`` work, every
+    write raises ``ln.errors.ReadOnlyInstance``. By default an instance this user cannot write
+    (its folder, its SQLite file or its PostgreSQL role) opens read-only by itself, and
+    ``read_only=False`` raises instead. Example: ``ln.setup.connect("/data/lab", read_only=True)``
+
+    A failed connect leaves the process on no instance: every use raises until a connect
+    or init succeeds, so nothing goes to the instance that was current before.
+    """
+    instance = _connect.connect(path_or_name, read_only=read_only)
+    if instance.read_only:  # marking crashed runs would be a write
+        return instance
     from biolake.registries.run import Run
 
     try:
@@ -44,7 +55,8 @@ def connect(path_or_name: str | os.PathLike[str]) -> Instance:
 
 
 class Settings:
-    """What is current: ``ln.settings.instance``, ``.storage``, ``.user``."""
+    """What is current: ``ln.settings.instance``, ``.storage``, ``.user`` (on a read-only
+    instance where this user has no row yet, an unsaved ``User``)."""
 
     @property
     def instance(self) -> Instance:
@@ -60,6 +72,10 @@ class Settings:
         from biolake.registries.user import User, current_user_id
 
         instance = current_instance()
+        if instance.read_only:  # the row is created on first use, which reading cannot do
+            handle = current_handle()
+            stored = User.objects(instance).filter(handle=handle).first()
+            return stored if stored is not None else User(handle=handle)
         user = instance.db.session.get(User, current_user_id(instance))
         instance.db.end_read()
         assert user is not None
@@ -68,7 +84,12 @@ class Settings:
     def __repr__(self) -> str:
         inst = connected()
         if inst is None:
-            return "Settings(no instance connected yet)"
+            failed = _connect.failure()
+            return (
+                f"Settings(no instance: {failed})"
+                if failed
+                else "Settings(no instance connected yet)"
+            )
         return f"Settings(instance={inst.name!r}, storage='{inst.root}', db='{inst.db.safe_url}')"
 
 

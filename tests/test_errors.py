@@ -18,6 +18,7 @@ BUILTIN_PARENT = {
     "InvalidArgument": ValueError,
     "InstanceError": RuntimeError,
     "InstanceNotFound": LookupError,
+    "ReadOnlyInstance": PermissionError,
     "IntegrityError": RuntimeError,
     "TrackingError": RuntimeError,
     "StorageError": OSError,

@@ -6,6 +6,10 @@ picks its instance from ``BIOLAKE_INSTANCE=<storage root>`` when set, so subproc
 jobs share one; with nothing configured, the first use creates a default instance in the user's
 data folder (``BIOLAKE_HOME`` overrides that folder).
 
+A failed ``init`` or ``connect`` leaves the process on no instance, even if another was current:
+until a call succeeds (or ``close()``), every use raises an error naming the failed call, so that
+nothing is saved to an instance the caller did not mean. Nothing half-made stays behind.
+
 Example::
 
     import biolake as ln
@@ -21,13 +25,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from biolake.core.instance import META_DIR, Instance, config_path, read_config
+from biolake.core.half_made import made_dirs, remove_half_made
+from biolake.core.instance import META_DIR, Instance, config_path, read_config, sqlite_file
 from biolake.core.log import logger
+from biolake.core.read_only import asked_reason, folder_reason, role_reason, writable
 from biolake.core.schema.migrate import ensure_schema
-from biolake.errors import InstanceError, InstanceNotFound, did_you_mean
+from biolake.errors import InstanceError, InstanceNotFound, ReadOnlyInstance, did_you_mean
 
 _current: Instance | None = None
-_open: dict[Path, Instance] = {}
+_failed: str | None = None  # the init or connect that failed, while no instance is current
+# Open instances by root and whether read-only was asked: connect(read_only=True) never
+# hands out the writable one, nor a plain connect the one opened read-only on request.
+_open: dict[tuple[Path, bool], Instance] = {}
 _lock = threading.RLock()
 
 
@@ -50,8 +59,18 @@ def init(
     """Create an instance at the ``storage`` folder and connect to it.
 
     ``db`` is None for a SQLite file inside ``<storage>/.biolake/``, or a ``postgresql://`` URL.
-    Running ``init`` again on an existing instance with the same settings just connects.
+    Running ``init`` again on an existing instance with the same settings just connects, for
+    writing (``connect(path, read_only=True)`` opens one to read).
     """
+    with _lock:
+        try:
+            return _init(storage, db, name)
+        except BaseException as exc:
+            _fail(f"ln.setup.init(storage={str(storage)!r})", exc)
+            raise
+
+
+def _init(storage: str | os.PathLike[str], db: str | None, name: str | None) -> Instance:
     root = Path(storage).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise InstanceError(
@@ -73,7 +92,7 @@ def init(
                 f"(db={existing.get('db') or 'sqlite'}): connect to it with "
                 f"ln.setup.connect({str(root)!r}), or choose another folder."
             )
-        return connect(root)
+        return _connect_root(root, read_only=False)
     if name is not None:
         _check_name_free(name, root)
     instance = _create(root, db, name or root.name)
@@ -96,17 +115,48 @@ def _create(root: Path, db: str | None, name: str) -> Instance:
 
 
 def _open_new(root: Path, config: dict[str, Any]) -> Instance:
-    (root / META_DIR).mkdir(parents=True, exist_ok=True)
+    made = made_dirs(root / META_DIR)
     instance = Instance(root, config)
     try:
-        if config["db"]:
+        if config["db"]:  # before any folder exists: a wrong URL leaves nothing behind
             instance.db.check_connection()
-        ensure_schema(instance.db, root / META_DIR / "migrate.lock")
+            _check_writable_role(instance, root)
+            ensure_schema(instance.db, root / META_DIR / "migrate.lock")
+        _make_meta_dir(root)
+        if not config["db"]:
+            ensure_schema(instance.db, root / META_DIR / "migrate.lock")
+        _write_config(root, config)
     except BaseException:
         instance.close()
+        remove_half_made(made, sqlite_file(root, config))
         raise
-    _write_config(root, config)
-    return _set_current(root, instance)
+    return _set_current((root, False), instance)
+
+
+def _make_meta_dir(root: Path) -> None:
+    meta = root / META_DIR
+    try:
+        meta.mkdir(parents=True, exist_ok=True)
+        problem = None if writable(meta) else "is not writable for this user"
+    except OSError as exc:
+        problem = f"cannot be created ({exc.strerror})"
+    if problem is not None:
+        raise InstanceError(
+            f"Cannot create an instance at {root}: the folder is not writable ({meta} "
+            f"{problem}). Choose a folder you can write, or ask its owner for write access; to "
+            "read an instance that is there already, use ln.setup.connect(path, read_only=True)."
+        )
+
+
+def _check_writable_role(instance: Instance, root: Path) -> None:
+    with instance.db.engine.connect() as conn:
+        reason = role_reason(conn, instance.db.safe_url)
+    if reason is not None:
+        raise _not_for_writing(root, reason)
+
+
+def _not_for_writing(root: Path, reason: str) -> ReadOnlyInstance:
+    return ReadOnlyInstance(f"Cannot open the instance at {root} for writing: it is {reason}.")
 
 
 def _write_config(root: Path, config: dict[str, Any]) -> None:
@@ -117,22 +167,60 @@ def _write_config(root: Path, config: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def connect(path_or_name: str | os.PathLike[str]) -> Instance:
-    """Open an existing instance by storage folder or by name and make it current."""
-    root = _find_root(path_or_name)
+def connect(path_or_name: str | os.PathLike[str], read_only: bool | None = None) -> Instance:
+    """Open an existing instance by storage folder or by name and make it current.
+
+    ``read_only=True`` opens it for reading only; by default (None) it opens read-only when
+    this user cannot write it (its folder, its SQLite file, its PostgreSQL role), and with
+    ``read_only=False`` that raises ``ReadOnlyInstance`` instead.
+    """
     with _lock:
-        if root in _open:
-            return _set_current(root, _open[root])
-        config = read_config(root)
-        instance = Instance(root, config)
         try:
-            if config.get("db"):
-                instance.db.check_connection()
-            ensure_schema(instance.db, root / META_DIR / "migrate.lock")
-        except BaseException:
-            instance.close()
+            return _connect_root(_find_root(path_or_name), read_only)
+        except BaseException as exc:
+            _fail(f"ln.setup.connect({str(path_or_name)!r})", exc)
             raise
-        return _set_current(root, instance)
+
+
+def _connect_root(root: Path, read_only: bool | None) -> Instance:
+    with _lock:
+        key = (root, bool(read_only))
+        if key in _open:
+            instance = _open[key]
+            if read_only is False and instance.db.read_only_reason is not None:
+                raise _not_for_writing(root, instance.db.read_only_reason)
+            return _set_current(key, instance)
+        return _set_current(key, _open_existing(root, read_config(root), read_only))
+
+
+def _open_existing(root: Path, config: dict[str, Any], read_only: bool | None) -> Instance:
+    db_file = sqlite_file(root, config)
+    reason = asked_reason(root) if read_only else folder_reason(root / META_DIR, db_file)
+    if reason is not None and read_only is False:
+        raise _not_for_writing(root, reason)
+    if reason is not None and db_file is not None and not db_file.exists():
+        raise InstanceError(
+            f"Cannot open the instance at {root} read-only: its database {db_file} is missing, "
+            "and only an opener with write access creates it. Restore it from a backup."
+        )
+    instance = Instance(root, config, read_only_reason=reason)
+    try:
+        if db_file is None:
+            instance.db.check_connection()
+            if reason is None:
+                with instance.db.engine.connect() as conn:
+                    instance.db.read_only_reason = role_reason(conn, instance.db.safe_url)
+            if read_only is False and instance.db.read_only_reason is not None:
+                raise _not_for_writing(root, instance.db.read_only_reason)
+        ensure_schema(instance.db, root / META_DIR / "migrate.lock", read_only=instance.read_only)
+    except BaseException:
+        instance.close()
+        raise
+    if instance.read_only and not read_only:
+        logger.info(
+            f"opened the instance {instance.name!r} read-only {instance.db.read_only_reason}"
+        )
+    return instance
 
 
 def _find_root(path_or_name: str | os.PathLike[str]) -> Path:
@@ -156,22 +244,40 @@ def _find_root(path_or_name: str | os.PathLike[str]) -> Path:
     )
 
 
-def _set_current(root: Path, instance: Instance) -> Instance:
-    global _current
+def _set_current(key: tuple[Path, bool], instance: Instance) -> Instance:
+    global _current, _failed
     with _lock:
-        _open[root] = instance
+        _open[key] = instance
         _current = instance
+        _failed = None
     return instance
 
 
+def _fail(call: str, exc: BaseException) -> None:
+    """Leave the process on no instance after a failed ``call``: none, not the one current
+    before nor the default, receives what the caller saves next."""
+    global _current, _failed
+    lines = str(exc).strip().splitlines()
+    _current = None
+    _failed = (
+        f"{call} failed ({type(exc).__name__}: {lines[0].rstrip('.') if lines else 'no message'})"
+    )
+
+
+def failure() -> str | None:
+    """The init or connect that failed last, while no instance is current since; or None."""
+    return _failed
+
+
 def close() -> None:
-    """Close every open instance (the next use connects again)."""
-    global _current
+    """Close every open instance (the next use connects again) and forget a failed call."""
+    global _current, _failed
     with _lock:
         for instance in _open.values():
             instance.close()
         _open.clear()
         _current = None
+        _failed = None
 
 
 # --- which instance is current ----------------------------------------------------------------
@@ -184,18 +290,25 @@ def connected() -> Instance | None:
 
 
 def current_instance() -> Instance:
-    """The current instance: connected, else ``BIOLAKE_INSTANCE``, else the default instance."""
+    """The current instance: connected, else ``BIOLAKE_INSTANCE``, else the default instance;
+    after a failed init or connect, none (an error)."""
     if _current is not None:
         return _current
     with _lock:
         if _current is not None:
             return _current
+        if _failed is not None:
+            raise InstanceError(
+                f"No instance is connected: {_failed}. Nothing is read or saved elsewhere "
+                "meanwhile. Fix the cause and call it again, or connect to another instance "
+                "(ln.setup.close() forgets the failed call)."
+            )
         env = os.environ.get("BIOLAKE_INSTANCE")
         if env is not None:
             return _connect_env(env)
         default = home() / "default"
         if config_path(default).exists():
-            return connect(default)
+            return _connect_root(default, None)
         instance = _create(default, None, "default")
         logger.info(
             f"created the default instance at {default} "
@@ -216,7 +329,7 @@ def _connect_env(value: str) -> Instance:
             f"BIOLAKE_INSTANCE={value!r}: no instance there. Create it first with "
             f"`biolake init --storage {value}`, or fix the path."
         )
-    return connect(root)
+    return _connect_root(root.resolve(), None)
 
 
 # --- the instance index -----------------------------------------------------------------------

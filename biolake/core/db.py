@@ -4,7 +4,9 @@ SQLite runs in WAL mode with foreign keys on and a busy timeout. Reads run in au
 (each statement sees the latest committed data); writes open ``BEGIN IMMEDIATE`` so that several
 processes writing at once queue up on the lock instead of failing on a read-to-write upgrade.
 PostgreSQL uses READ COMMITTED; reads end their transaction right away so no connection idles in
-a transaction that holds locks.
+a transaction that holds locks. A read-only database (``biolake.core.read_only``) refuses every
+write with :class:`~biolake.errors.ReadOnlyInstance` before it reaches the database, and turns
+the database's own refusals into that error too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import (
     BigInteger,
@@ -40,13 +43,14 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, ExceptionContext
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from biolake.core.log import logger
-from biolake.errors import InstanceError, IntegrityError, InvalidArgument
+from biolake.core.read_only import read_refused, write_refused
+from biolake.errors import InstanceError, IntegrityError, InvalidArgument, ReadOnlyInstance
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 HASH_WORK_MEM = "64MB"
@@ -54,12 +58,21 @@ _SET_WORK_MEM = text(f"SELECT set_config('work_mem', '{HASH_WORK_MEM}', true)")
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    _set_pragmas(dbapi_conn, read_only=False)
+
+
+def _on_read_only_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    _set_pragmas(dbapi_conn, read_only=True)
+
+
+def _set_pragmas(dbapi_conn: Any, read_only: bool) -> None:
     # Driver-level autocommit: we emit BEGIN ourselves (see Database.write), so plain reads
     # never hold a snapshot open and writes take the lock up front.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    _ensure_wal(cursor)
+    if not read_only:  # switching the journal is a write; a reader takes the file as it is
+        _ensure_wal(cursor)
     for pragma in (
         "synchronous=NORMAL",
         "foreign_keys=ON",
@@ -102,9 +115,10 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for a ``sqlite:///`` or ``postgresql://`` URL."""
-    if url.startswith("sqlite"):
+def make_engine(url: str | URL, *, read_only: bool = False) -> Engine:
+    """Create an engine for a SQLite URL (``biolake.core.read_only.sqlite_url``) or a
+    ``postgresql://`` URL; ``read_only`` opens PostgreSQL in read-only transactions."""
+    if isinstance(url, URL) or url.startswith("sqlite"):
         # JSON as UTF-8, not \u escapes: SQLite's JSON paths match a key by its stored text, so
         # an escaped "é" was never found (PostgreSQL's JSONB decodes either way). Values
         # written before are still escaped: such keys match from their next save on.
@@ -113,7 +127,8 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 60},
             json_serializer=_json_text,
         )
-        event.listen(engine, "connect", _on_sqlite_connect)
+        on_connect = _on_read_only_sqlite_connect if read_only else _on_sqlite_connect
+        event.listen(engine, "connect", on_connect)
         return engine
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -130,7 +145,17 @@ def make_engine(url: str) -> Engine:
         ) from exc
     engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     event.listen(engine, "connect", _on_postgres_connect)
+    if read_only:
+        event.listen(engine, "connect", _on_read_only_postgres_connect)
     return engine
+
+
+def _on_read_only_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
+    # The server refuses writes too, whatever the role may do.
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    dbapi_conn.execute("SET default_transaction_read_only = on")
+    dbapi_conn.autocommit = autocommit
 
 
 def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -168,14 +193,23 @@ _LOCK_STATEMENT = text(
 
 
 class Database:
-    """One database: its engine and the session that registry objects live in."""
+    """One database: its engine and the session that registry objects live in.
 
-    def __init__(self, url: str) -> None:
+    ``read_only`` opens it without writing; the owner (an instance) sets ``owner`` (whose
+    database it is) and ``read_only_reason`` (why writes are refused and how to get write
+    access), which the messages of refused writes show.
+    """
+
+    def __init__(self, url: str | URL, *, read_only: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, read_only=read_only)
         self.dialect = self.engine.dialect.name
+        self.owner = f"the database {self.safe_url}"
+        self.read_only_reason: str | None = "as asked" if read_only else None
+        event.listen(self.engine, "handle_error", self._translate_refusal)
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
         event.listen(self.session, "before_flush", _check_flushed_text)
+        event.listen(self.session, "before_flush", self._refuse_read_only_flush)
         self._lock = threading.RLock()
         self._depth = 0
         # Called after a write rolls back, e.g. to forget ids of rows inserted in it.
@@ -199,8 +233,48 @@ class Database:
 
     @property
     def safe_url(self) -> str:
-        """The URL without a password, for messages."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The URL without a password, for messages; a SQLite file's path as it is."""
+        url = self.engine.url
+        if self.is_sqlite and url.database:
+            path = url.database
+            if path.startswith("file:"):  # the URI form of a read-only opener
+                path = unquote(path.removeprefix("file:"))
+            return f"sqlite:///{path}"
+        return url.render_as_string(hide_password=True)
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    def check_writable(self) -> None:
+        """Raise ReadOnlyInstance when this database is open read-only: before any write, and
+        before the bytes of an artifact are stored."""
+        if self.read_only_reason is not None:
+            raise ReadOnlyInstance(
+                f"Cannot write to {self.owner}: it is open read-only {self.read_only_reason}."
+            )
+
+    def _refuse_read_only_flush(self, session: Session, _context: Any, _objects: Any) -> None:
+        # A change made outside write() would be flushed by the next commit of a read.
+        if session.new or session.dirty or session.deleted:
+            self.check_writable()
+
+    def _translate_refusal(self, context: ExceptionContext) -> None:
+        """The database's refusal of a write (or a role's of a read) as a biolake error."""
+        error, statement = context.original_exception, context.statement
+        detail = " ".join(str(error).split())
+        if write_refused(error, statement):
+            self.check_writable()
+            raise ReadOnlyInstance(
+                f"Cannot write to {self.owner}: the database refused the write ({detail}). "
+                "Connect with a database role that may INSERT, UPDATE and DELETE in every "
+                "table of the instance, or open it with read_only=True to read."
+            ) from error
+        if read_refused(error, statement):
+            raise InstanceError(
+                f"Cannot read {self.owner}: the database role may not read it ({detail}). "
+                "Grant it SELECT on the instance's tables (README, Read-only instances)."
+            ) from error
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
@@ -209,6 +283,7 @@ class Database:
         Everything done inside commits together or not at all: on an error the transaction
         rolls back and the objects added in it are detached again.
         """
+        self.check_writable()
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -298,9 +373,17 @@ class Database:
             self.session.execute(_SET_WORK_MEM)
 
     def end_read(self) -> None:
-        """Close the implicit read transaction (PostgreSQL), unless a write is under way."""
+        """Close the implicit read transaction (PostgreSQL), unless a write is under way.
+
+        Read-only: changes made to objects in memory (whose save was refused) are dropped
+        here rather than flushed, so that reads go on working.
+        """
         if not self._depth and not self.is_sqlite and self.session.in_transaction():
-            self.session.commit()
+            session = self.session
+            if self.read_only and (session.new or session.dirty or session.deleted):
+                self._rollback()
+            else:
+                session.commit()
 
     def dispose(self) -> None:
         self.session.close()

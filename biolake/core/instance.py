@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from biolake.core.db import Database
 from biolake.core.ids import new_uid
+from biolake.core.read_only import sqlite_url
 from biolake.errors import InstanceError, ValidationError
 
 if TYPE_CHECKING:
@@ -36,10 +38,21 @@ def read_config(root: Path) -> dict[str, Any]:
             f"The instance settings {path} are corrupt ({exc}). Restore the file from a backup, "
             "or move it away and run `biolake init` again on the same folder."
         ) from exc
+    except OSError as exc:  # unreadable for this user, or not a file
+        raise InstanceError(
+            f"Cannot read the instance settings {path}: {exc.strerror}. Ask the instance's "
+            "owner for read access to its .biolake folder."
+        ) from exc
 
 
-def database_url(root: Path, config: dict[str, Any]) -> str:
-    return config.get("db") or f"sqlite:///{root / META_DIR / SQLITE_FILE}"
+def sqlite_file(root: Path, config: dict[str, Any]) -> Path | None:
+    """The SQLite file of the instance at ``root``, or None for a PostgreSQL instance."""
+    return None if config.get("db") else root / META_DIR / SQLITE_FILE
+
+
+def database_url(root: Path, config: dict[str, Any], read_only: bool = False) -> str | URL:
+    path = sqlite_file(root, config)
+    return config["db"] if path is None else sqlite_url(path, read_only)
 
 
 def current_handle() -> str:
@@ -51,13 +64,22 @@ def current_handle() -> str:
 
 
 class Instance:
-    """One biolake instance, open in this process. Several can be open at once."""
+    """One biolake instance, open in this process. Several can be open at once.
 
-    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+    ``read_only_reason`` (why, and how to get write access) opens it read-only: every write
+    raises ``ReadOnlyInstance`` with that reason (see ``biolake.core.read_only``).
+    """
+
+    def __init__(
+        self, root: Path, config: dict[str, Any], *, read_only_reason: str | None = None
+    ) -> None:
         self.root = root
         self.name: str = config["name"]
         self.config = config
-        self.db = Database(database_url(root, config))
+        read_only = read_only_reason is not None
+        self.db = Database(database_url(root, config, read_only), read_only=read_only)
+        self.db.owner = f"the instance {self.name!r} ({root})"
+        self.db.read_only_reason = read_only_reason
         self.db.session.info["instance"] = self
         # Ids of this instance's own rows ("user", "storage"), remembered by their registries.
         self.row_ids: dict[str, int] = {}
@@ -70,7 +92,14 @@ class Instance:
         self.row_ids.clear()
 
     def __repr__(self) -> str:
-        return f"Instance(name={self.name!r}, root='{self.root}', db='{self.db.safe_url}')"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"Instance(name={self.name!r}, root='{self.root}', db='{self.db.safe_url}'{mode})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this instance refuses writes (``ln.setup.connect(..., read_only=True)``, a
+        folder or database role this user cannot write)."""
+        return self.db.read_only
 
     @property
     def storage(self) -> Storage:

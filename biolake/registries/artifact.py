@@ -317,6 +317,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     ) -> list[Any]:
         """Save new artifacts in one transaction (``ln.save``); ``fresh_keys``: their keys
         are new by construction (see ``save_artifacts``)."""
+        instance.db.check_writable()  # before any bytes are stored
         storage_id = functools.partial(root_storage_id, instance)
         run = current_run()
         if run is not None and not run._belongs_to(instance):

@@ -46,6 +46,7 @@ def track(models: Models, *, params: dict[str, Any] | None, project: str | None,
     params = checked_params(params)  # before anything changes: a mistake leaves the last run open
     source = script_source(path)
     instance = current_instance()
+    instance.db.check_writable()  # before git runs or stdout is teed: a run is a write
     # Git first: its one process runs while the database is asked.
     place = place_of(models, instance, os.path.dirname(source.path) if source.path else None)
     try:
