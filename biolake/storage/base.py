@@ -151,3 +151,12 @@ class Storage(ABC):
     @abstractmethod
     def iter_keys(self) -> Iterator[str]:
         """Every stored object's key, in no particular order (for audits and garbage collection)."""
+
+    def stale_temp(self) -> list[tuple[str, int]]:
+        """``(key, bytes)`` of what puts that never finished (killed processes) left behind,
+        never an entry of a put still running. A backend without a temp area has none."""
+        return []
+
+    def remove_stale_temp(self) -> list[str]:
+        """Remove the entries ``stale_temp`` lists (as of now); returns the removed keys."""
+        return []
