@@ -71,10 +71,10 @@ def find_object_problems(
     findings += [_unnamed(row) for row in rows if not is_object_key(row.storage_key, row.hash)]
     unreferenced = _unreferenced(instance, sorted(stored - referenced))
     findings += [_stray(instance, key) for key in unreferenced]
+    findings += [_temp(key, size, "that was killed") for key, size in storage.stale_temp()]
     findings += [
-        _temp(key, size, "of a save that was killed") for key, size in storage.stale_temp()
+        _temp(key, size, "that started a day ago or more") for key, size in _old_staging(instance)
     ]
-    findings += [_temp(key, size, "older than a day") for key, size in _old_staging(instance)]
     return findings, referenced & stored, len(stored)
 
 

@@ -91,12 +91,13 @@ class CheckReport:
 
     def summary(self) -> str:
         """One line: how many problems, how many repaired, what was looked at."""
-        looked = ", ".join(f"{n:,} {name}" for name, n in self.counts.items())
+        looked = ", ".join(f"{name}: {n:,}" for name, n in self.counts.items())
         if not self.findings:
             return f"No problems in {self.instance!r} ({looked})."
         repaired = len(self.findings) - len(self.remaining)
         done = f", {repaired} repaired" if repaired else ""
-        return f"{len(self.findings)} problems in {self.instance!r}{done} ({looked})."
+        problems = "1 problem" if len(self.findings) == 1 else f"{len(self.findings)} problems"
+        return f"{problems} in {self.instance!r}{done} ({looked})."
 
     def describe(self, return_str: bool = False) -> str | None:
         """Print the findings as a tree by kind (or return the text)."""
@@ -123,10 +124,7 @@ class CheckReport:
 
 
 def _fix_line(finding: Finding) -> str:
-    if finding.repaired:
-        return f"repaired (check --repair {finding.fix})"
-    if finding.repair == "safe":
-        return f"check --repair {finding.fix}"
-    if finding.repair == "yes":
-        return f"check --repair --yes {finding.fix}"
-    return f"to recover: {finding.fix}"
+    command = {"safe": "check --repair", "yes": "check --repair --yes"}.get(finding.repair)
+    if command is None:
+        return f"to recover: {finding.fix}"
+    return f"repaired ({command} {finding.fix})" if finding.repaired else f"{command} {finding.fix}"
