@@ -109,6 +109,7 @@ def test_put_file_and_read_back(storage: Storage, tmp_path: Path, size: int) -> 
     assert storage.local_path(stored.key).read_bytes() == data
     assert list(storage.iter_keys()) == [stored.key]
     assert leftovers(storage) == []
+    assert storage.stale_temp() == [] and storage.remove_stale_temp() == []
 
 
 def test_open_streams(storage: Storage, tmp_path: Path) -> None:
