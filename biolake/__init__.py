@@ -29,6 +29,7 @@ _LAZY = {
     "Project": "biolake.registries.project",
     "Run": "biolake.registries.run",
     "Transform": "biolake.registries.transform",
+    "check": "biolake.integrity",
     "errors": "biolake.errors",
     "export_openlineage": "biolake.registries.openlineage",
     "finish": "biolake.registries.track",
@@ -47,6 +48,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imports lazily
     from biolake import errors as errors
     from biolake import setup as setup
+    from biolake.integrity import check as check
     from biolake.query.queryset import QuerySet as QuerySet
     from biolake.registries.artifact import Artifact as Artifact
     from biolake.registries.base import Registry as Registry

@@ -191,6 +191,15 @@ def _delete_unreferenced(
 def _delete_now(
     model: type[Artifact], instance: Instance, objects: Sequence[tuple[str, str]]
 ) -> None:
+    delete_unreferenced_now(model, instance, objects)
+
+
+def delete_unreferenced_now(
+    model: type[Artifact], instance: Instance, objects: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Delete, now, the objects among ``(storage_key, hash)`` that no artifact row references,
+    under the bytes' locks (see ``_delete_unreferenced``); returns the deleted keys. Callers
+    pass only pairs that ``storage.base.is_object_key`` accepts, and no write may be open."""
     hashes = sorted({hash_ for _, hash_ in objects})
     with instance.db.write() as session:
         instance.db.lock(BYTES_LOCKS, hashes)
@@ -198,8 +207,10 @@ def _delete_now(
         for chunk in _chunks(hashes):
             rows = session.execute(select(model.storage_key).where(model.hash.in_(chunk)))
             referenced.update(r[0] for r in rows)
-        for key in sorted({key for key, _ in objects} - referenced):
+        deleted = sorted({key for key, _ in objects} - referenced)
+        for key in deleted:
             instance.storage.delete(key)
+    return deleted
 
 
 def _cleanup_staging(artifact: Artifact) -> None:

@@ -159,6 +159,45 @@ def info(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  {name:<12} {count}")
 
 
+@cli.command()
+@click.option("--rehash", is_flag=True, help="Hash every stored object again (resumable).")
+@click.option("--restart", is_flag=True, help="With --rehash: start over, not where it stopped.")
+@click.option("--repair", is_flag=True, help="Fix what is safe to fix.")
+@click.option("--yes", is_flag=True, help="With --repair: also delete unreferenced data.")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads for --rehash.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    rehash: bool,
+    restart: bool,
+    repair: bool,
+    yes: bool,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Reconcile the database and the storage; exit code 1 while problems remain.
+
+    Reports rows whose object is missing, objects no row references, temp files of killed
+    saves, objects whose bytes no longer match their hash (--rehash), broken links between
+    rows, and keys with no latest version or several. --repair fixes what is safe; deleting
+    unreferenced objects or orphaned feature values needs --yes too.
+
+    \b
+    Example:
+      biolake check
+      biolake check --rehash --json > check.json
+      biolake check --repair --yes
+    """
+    _use_instance(ctx)
+    report = ln.check(rehash=rehash, repair=repair, yes=yes, resume=not restart, workers=workers)
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        click.echo(report.describe(return_str=True), nl=False)
+    sys.exit(0 if report.ok else 1)
+
+
 def main() -> None:
     """Entry point of the ``biolake`` script."""
     cli(prog_name="biolake")

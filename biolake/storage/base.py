@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from biolake.errors import ValidationError
-from biolake.storage.hashing import hash_hex
+from biolake.storage.hashing import ALGORITHM, hash_hex
 
 __all__ = [
     "OBJECTS_PREFIX",
@@ -25,6 +25,7 @@ __all__ = [
     "StoredObject",
     "check_key",
     "check_suffix",
+    "hash_of_key",
     "is_object_key",
     "object_key",
 ]
@@ -59,6 +60,17 @@ def is_object_key(key: str, hash_: str) -> bool:
     except ValidationError:  # not a biolake hash: no key can hold it
         return False
     return key.startswith(prefix) and _SUFFIX.fullmatch(key[len(prefix) :]) is not None
+
+
+def hash_of_key(key: str) -> str | None:
+    """The content hash an object key names (``object_key``'s inverse), or None for a key no
+    put would write (e.g. a file copied into the objects folder by hand)."""
+    parts = key.split("/")
+    prefix = OBJECTS_PREFIX.split("/")
+    if len(parts) != len(prefix) + 2 or parts[: len(prefix)] != prefix:
+        return None
+    hash_ = f"{ALGORITHM}:{parts[-1][:64]}"
+    return hash_ if is_object_key(key, hash_) else None
 
 
 def check_suffix(suffix: str) -> str:
@@ -151,3 +163,12 @@ class Storage(ABC):
     @abstractmethod
     def iter_keys(self) -> Iterator[str]:
         """Every stored object's key, in no particular order (for audits and garbage collection)."""
+
+    def stale_temp(self) -> list[tuple[str, int]]:
+        """``(key, bytes)`` of what puts that never finished (killed processes) left behind,
+        never an entry of a put still running. A backend without a temp area has none."""
+        return []
+
+    def remove_stale_temp(self) -> list[str]:
+        """Remove the entries ``stale_temp`` lists (as of now); returns the removed keys."""
+        return []

@@ -1,20 +1,21 @@
 """Storage in a local (or mounted) folder.
 
 Objects live under ``<root>/.biolake/objects/``; each put first writes under a unique name in
-``<root>/.biolake/tmp/`` on the same filesystem, fsyncs, makes the copy read-only and only then
-gives it its final name in one atomic step. Files are published with ``link()``, which refuses
-to replace an existing object, so identical content is stored once and nothing stored is ever
-overwritten. Folders are published with ``rename()`` and their directories made read-only too.
+``<root>/.biolake/tmp/`` on the same filesystem (named after a lock the writing process holds,
+see ``temp_owners``, so that what a killed save left there can be told apart and removed),
+fsyncs, makes the copy read-only and only then gives it its final name in one atomic step.
+Files are published with ``link()``, which refuses to replace an existing object, so identical
+content is stored once and nothing stored is ever overwritten. Folders are published with
+``rename()`` and their directories made read-only too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import stat
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -44,10 +45,12 @@ from biolake.storage.base import (
     object_key,
 )
 from biolake.storage.hashing import FolderHasher, list_folder
+from biolake.storage.temp_owners import TempOwner, dead_owners, is_old, lock_tokens, owner_of
 
 __all__ = ["LocalStorage"]
 
 TMP_DIR = ".biolake/tmp"
+LOCKS_DIR = ".biolake/tmp-locks"  # one lock file per process writing temp entries
 StrPath: TypeAlias = "str | os.PathLike[str]"
 # Filesystems without hard links answer link() with one of these; we fall back to rename().
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
@@ -71,6 +74,8 @@ class LocalStorage(Storage):
         self.root = str(self.path)
         self.fsync = fsync
         self._tmp_ready = False
+        self._tmp_lock = threading.Lock()
+        self._owner: TempOwner | None = None
 
     def __repr__(self) -> str:
         return f"LocalStorage({self.root!r})"
@@ -78,11 +83,18 @@ class LocalStorage(Storage):
     def _tmp_dir(self) -> Path:
         tmp_dir = self.path / TMP_DIR
         if not self._tmp_ready:  # once per process: one syscall less per stored file
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            _remove_stale(tmp_dir)
-            self._make_all_shards()
-            self._tmp_ready = True
+            with self._tmp_lock:
+                if not self._tmp_ready:
+                    tmp_dir.mkdir(parents=True, exist_ok=True)
+                    self._owner = TempOwner(self.path / LOCKS_DIR)  # before any entry
+                    self.remove_stale_temp()
+                    self._make_all_shards()
+                    self._tmp_ready = True
         return tmp_dir
+
+    def _tmp_name(self) -> str:
+        assert self._owner is not None  # set by _tmp_dir(), called first
+        return f"{self._owner.prefix}{uuid.uuid4().hex}.part"
 
     def _make_all_shards(self) -> None:
         """Create the 256 shard folders up front, with one fsync: made on demand, a new
@@ -98,7 +110,8 @@ class LocalStorage(Storage):
             fsync_dir(objects)
 
     def _tmp_path(self) -> Path:
-        return self._tmp_dir() / f"{uuid.uuid4().hex}.part"
+        tmp_dir = self._tmp_dir()
+        return tmp_dir / self._tmp_name()
 
     def _path(self, key: str) -> Path:
         return self.path / check_key(key)
@@ -170,7 +183,7 @@ class LocalStorage(Storage):
         Paths are plain strings here: pathlib's parsing was a fifth of the time per file.
         """
         tmp_dir = os.fspath(self._tmp_dir())
-        tmps = {i: f"{tmp_dir}/{uuid.uuid4().hex}.part" for i in part}
+        tmps = {i: f"{tmp_dir}/{self._tmp_name()}" for i in part}
         try:
             digests = {i: copy_small_file(os.fspath(sources[i][0]), tmps[i]) for i in part}
             sync_filesystem(self.path)
@@ -283,30 +296,47 @@ class LocalStorage(Storage):
         if not objects.is_dir():
             return
         for shard in sorted(objects.iterdir()):
+            if not shard.is_dir():  # a stray file among the shards is no object
+                continue
             for entry in sorted(shard.iterdir()):
                 yield f"{OBJECTS_PREFIX}/{shard.name}/{entry.name}"
 
+    def stale_temp(self) -> list[tuple[str, int]]:
+        """``(key, bytes)`` of the temp entries whose writing process has ended."""
+        found = []
+        for name in self._stale_temp_names(remove=False):
+            path = self.path / TMP_DIR / name
+            with contextlib.suppress(FileNotFoundError):  # removed by a sweep meanwhile
+                size = tree_size(path) if path.is_dir() else os.lstat(path).st_size
+                found.append((f"{TMP_DIR}/{name}", size))
+        return found
+
+    def remove_stale_temp(self) -> list[str]:
+        """Remove what killed processes left in the temp area (half-written copies, folders
+        being deleted), never an entry of a process still running; returns the removed keys."""
+        return [f"{TMP_DIR}/{name}" for name in self._stale_temp_names(remove=True)]
+
+    def _stale_temp_names(self, *, remove: bool) -> list[str]:
+        tmp_dir, locks_dir = self.path / TMP_DIR, self.path / LOCKS_DIR
+        try:
+            names = sorted(os.listdir(tmp_dir))
+        except FileNotFoundError:
+            return []
+        owners = {token for token in map(owner_of, names) if token is not None}
+        # When removing, lock files left without entries are candidates too, so they go too.
+        candidates = (owners | lock_tokens(locks_dir)) if remove else owners
+        stale = []
+        with dead_owners(locks_dir, candidates, remove=remove) as dead:
+            for name in names:
+                token = owner_of(name)
+                if (token in dead) if token is not None else is_old(tmp_dir / name):
+                    stale.append(name)
+                    if remove:
+                        remove_tree(tmp_dir / name)
+        return stale
+
 
 SHARDS = [f"{i:02x}" for i in range(256)]  # the first two hex digits of a content hash
-STALE_AFTER = 24 * 3600  # seconds: temp entries this old were left by a process that died
-
-
-def _remove_stale(tmp_dir: Path) -> None:
-    """Remove what killed processes left in the temp area (half-written copies, folders being
-    deleted). Only old entries: a younger one may belong to a save running right now."""
-    cutoff = time.time() - STALE_AFTER
-    with os.scandir(tmp_dir) as entries:
-        stale = [e.path for e in entries if _modified(e) < cutoff]
-    for path in stale:
-        remove_tree(Path(path))
-
-
-def _modified(entry: os.DirEntry[str]) -> float:
-    """An entry's mtime; one that another thread's save has just published counts as young."""
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return math.inf
 
 
 def _check_existing(final: StrPath, size: int) -> None:

@@ -103,7 +103,7 @@ def test_usage_errors_exit_2() -> None:
     assert "Missing option '--storage'" in err
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["connect"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["init"], ["connect"], ["info"], ["check"]])
 def test_every_help_has_an_example(command: list[str]) -> None:
     code, out, _err = invoke(*command, "--help")
     assert code == 0

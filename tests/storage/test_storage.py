@@ -6,6 +6,8 @@ import errno
 import io
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -107,6 +109,7 @@ def test_put_file_and_read_back(storage: Storage, tmp_path: Path, size: int) -> 
     assert storage.local_path(stored.key).read_bytes() == data
     assert list(storage.iter_keys()) == [stored.key]
     assert leftovers(storage) == []
+    assert storage.stale_temp() == [] and storage.remove_stale_temp() == []
 
 
 def test_open_streams(storage: Storage, tmp_path: Path) -> None:
@@ -397,9 +400,9 @@ def test_put_many_works_on_one_core_when_fork_fails(
     assert leftovers(storage) == []
 
 
-def test_stale_temp_entries_are_removed_young_ones_kept(tmp_path: Path) -> None:
-    """What a killed process left in .biolake/tmp goes when a process next stores there."""
-    from biolake.storage.local import STALE_AFTER
+def test_old_temp_entries_without_an_owner_are_removed_young_ones_kept(tmp_path: Path) -> None:
+    """Entries named before owner locks (no token) go by age when a process next stores."""
+    from biolake.storage.temp_owners import STALE_AFTER
 
     tmp = tmp_path / "store" / ".biolake" / "tmp"
     old_file = write(tmp / "dead.part", b"half a copy")
@@ -423,25 +426,84 @@ def test_stale_sweep_ignores_an_entry_another_save_just_published(
 
     tmp = tmp_path / "store" / ".biolake" / "tmp"
     vanishing = write(tmp / "published.part", b"a save that finishes meanwhile")
-    real_scandir = os.scandir
+    real_listdir = os.listdir
 
-    class ScanThenPublish:
-        def __init__(self, path: Any) -> None:
-            with real_scandir(path) as it:
-                self.entries = list(it)
+    def list_then_publish(path: Any) -> list[str]:
+        names = real_listdir(path)
+        if Path(path) == tmp and vanishing.exists():
             vanishing.unlink()  # the other thread's rename happens here
+        return names
 
-        def __enter__(self) -> list[os.DirEntry[str]]:
-            return self.entries
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-    monkeypatch.setattr(local.os, "scandir", ScanThenPublish)
+    monkeypatch.setattr(local.os, "listdir", list_then_publish)
     storage = LocalStorage(tmp_path / "store")
     stored = storage.put_file(write(tmp_path / "a.txt", b"a"), ".txt")
     assert storage.local_path(stored.key).read_bytes() == b"a"
+    assert storage.stale_temp() == []
     assert os.listdir(tmp) == []
+
+
+_HOLD_A_TEMP_ENTRY = """
+import sys
+from biolake.storage import LocalStorage
+storage = LocalStorage(sys.argv[1])
+temp = storage._tmp_path()
+temp.write_bytes(b"half a copy")
+print(temp.name, flush=True)
+sys.stdin.read()  # a save that runs until the test ends it
+"""
+
+
+def _process_holding_a_temp_entry(root: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_A_TEMP_ENTRY, str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    """SIGKILL, as a lost node or the OOM killer would end a save."""
+    process.kill()
+    process.communicate()  # and close the pipes
+
+
+def test_temp_entries_of_killed_processes_are_stale_running_ones_never(tmp_path: Path) -> None:
+    """Ownership, not age, decides: a killed writer's entry goes however young it is, a running
+    writer's stays however old it is, and its lock file stays with it."""
+    from biolake.storage.temp_owners import STALE_AFTER
+
+    root = tmp_path / "store"
+    running, running_name = _process_holding_a_temp_entry(root)
+    killed, killed_name = _process_holding_a_temp_entry(root)
+    try:
+        _end(killed)
+        tmp = root / ".biolake" / "tmp"
+        long_ago = os.stat(tmp / running_name).st_mtime - STALE_AFTER - 60
+        os.utime(tmp / running_name, (long_ago, long_ago))
+        storage = LocalStorage(root)
+        assert storage.stale_temp() == [(f".biolake/tmp/{killed_name}", len(b"half a copy"))]
+        assert storage.remove_stale_temp() == [f".biolake/tmp/{killed_name}"]
+        assert os.listdir(tmp) == [running_name]
+        locks = sorted(os.listdir(root / ".biolake" / "tmp-locks"))
+        assert locks == [running_name.split("-")[0] + ".lock"]
+        assert storage.stale_temp() == []
+    finally:
+        _end(running)
+    assert storage.remove_stale_temp() == [f".biolake/tmp/{running_name}"]
+    assert os.listdir(tmp) == [] and os.listdir(root / ".biolake" / "tmp-locks") == []
+
+
+def test_one_process_never_sweeps_another_storage_objects_entries(tmp_path: Path) -> None:
+    """flock conflicts between two descriptors of one process: two storage objects on one root
+    (two instances open in one process) keep each other's entries."""
+    first, second = LocalStorage(tmp_path / "store"), LocalStorage(tmp_path / "store")
+    temp = first._tmp_path()
+    temp.write_bytes(b"half a copy")
+    assert second.stale_temp() == [] and second.remove_stale_temp() == []
+    assert temp.exists()
 
 
 def test_shard_folders_are_made_up_front_and_again_when_missing(tmp_path: Path) -> None:
