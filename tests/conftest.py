@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,26 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path, postgres_database: 
 @pytest.fixture
 def backend(instance) -> str:
     return "sqlite" if instance.db.is_sqlite else "postgres"
+
+
+CHURN = Path(__file__).with_name("churn.py")
+
+
+@pytest.fixture
+def churn() -> Iterator[Callable[..., None]]:
+    """Start ``tests/churn.py`` in another process: ``churn("rewrite", path)`` returns once it
+    has made its first change, and the process runs until the test ends."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(mode: str, *args: str | os.PathLike[str]) -> None:
+        command = [sys.executable, str(CHURN), mode, *map(os.fspath, args)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        processes.append(process)
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()

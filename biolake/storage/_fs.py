@@ -6,12 +6,14 @@ import functools
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from biolake.storage._direct import DIRECT_MIN_SIZE, open_direct
 from biolake.storage.hashing import Digest, check_source_unchanged, copy_and_hash_file, hash_bytes
 
+StrPath: TypeAlias = "str | os.PathLike[str]"
 READ_ONLY_FILE = 0o444
 READ_ONLY_DIR = 0o555
 WRITABLE_DIR = 0o755
@@ -54,16 +56,26 @@ def _libc_syncfs() -> Any:
         return None
 
 
-def write_read_only_copy(src: Path, dst: Path, *, fsync: bool) -> Digest:
+def write_read_only_copy(
+    src: StrPath,
+    dst: Path,
+    *,
+    fsync: bool,
+    size: int | None = None,
+    opener: Callable[[str, int], int] | None = None,
+) -> Digest:
     """Copy ``src`` to the new file ``dst`` while hashing it; ``dst`` ends up read-only.
 
     With ``fsync``, large files are written with O_DIRECT where possible (see ``_direct``).
-    Without it, the page cache is faster: nothing waits for the disk.
+    Without it, the page cache is faster: nothing waits for the disk. ``size`` (the expected
+    size, if known) and ``opener`` (how to open ``src``) are those of a folder's member.
     """
-    direct = open_direct(dst) if fsync and os.stat(src).st_size >= DIRECT_MIN_SIZE else None
+    if size is None:
+        size = os.stat(src).st_size
+    direct = open_direct(dst) if fsync and size >= DIRECT_MIN_SIZE else None
     if direct is not None:
         with direct:
-            digest = copy_and_hash_file(src, direct)
+            digest = copy_and_hash_file(src, direct, opener=opener)
             direct.fsync()
         os.chmod(dst, READ_ONLY_FILE)
         return digest
@@ -71,7 +83,7 @@ def write_read_only_copy(src: Path, dst: Path, *, fsync: bool) -> Digest:
     # per file, which counts when saving thousands of small files.
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY_FILE)
     with open(fd, "wb", buffering=0) as f:
-        digest = copy_and_hash_file(src, f)
+        digest = copy_and_hash_file(src, f, opener=opener)
         if fsync:
             os.fsync(f.fileno())
     return digest  # a umask can only remove bits: the copy is read-only either way

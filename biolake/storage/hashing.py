@@ -23,9 +23,20 @@ Folders (scheme ``biolake-folder-v1``)
     as S3 cannot hold them), and neither are timestamps or permissions.
 
 Symlinks inside a folder
-    A symlink to a file inside the folder is followed (its target's bytes are hashed under the
-    link's path). A symlink that points outside the folder, to a directory, or nowhere is
-    rejected, as are FIFOs, sockets and devices: the folder's content must be the folder's own.
+    A symlink to a regular file inside the folder is followed: its target's bytes are hashed
+    (and stored) under the link's path, as if the link were a copy. Every other symlink is
+    refused with an error that names the link and its target: one that points outside the
+    folder, to a folder (inside or not: following it could loop and would store files twice),
+    to nothing, or into a loop. FIFOs, sockets and devices are refused too, also behind a link:
+    the folder's content must be the folder's own, and its bytes must end. Files are read by
+    the real path of their bytes inside the folder, never through a link, so a link swapped
+    during a save cannot make it read outside the folder (see ``biolake.storage.folders``).
+
+Files that change while they are read
+    A file is read through one open descriptor, and its size, mtime, ctime, inode and device
+    are compared before and after: any write meanwhile changes the ctime, which ``os.utime``
+    cannot put back, so a file rewritten with its mtime restored is detected too, and the copy
+    fails (StorageError) rather than store bytes torn between two versions.
 
 Throughput: :func:`copy_and_hash` reads each source byte once into reusable buffers, hashes it
 and hands the same buffer to the destination. For large inputs, writer threads write chunk *i*
@@ -46,13 +57,14 @@ import mmap
 import os
 import stat
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol, cast, runtime_checkable
 
 import blake3
 
 from biolake.errors import StorageError, ValidationError
+from biolake.storage.folders import open_folder
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -241,14 +253,13 @@ def check_source_unchanged(
 ) -> None:
     """Raise StorageError if the file ``src`` changed while ``copied`` bytes of it were read
     (truncated, appended to or rewritten): the copy would match neither its old nor its new
-    content. ``before``/``after``: its stat at the start and the end of the read."""
+    content. ``before``/``after``: its stat at the start and the end of the read.
+
+    The ctime counts because writing changes it and ``os.utime`` cannot put it back: a program
+    that rewrites a file and restores its mtime still shows."""
     if not stat.S_ISREG(before.st_mode):  # pipes and devices have no size to compare
         return
-    if (
-        copied != before.st_size
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-    ):
+    if copied != before.st_size or _identity(after) != _identity(before):
         raise StorageError(
             f"{os.fspath(src)!r} changed while it was being read ({before.st_size} bytes at the "
             f"start, {copied} read). Wait until the program writing it has finished, then save "
@@ -256,15 +267,24 @@ def check_source_unchanged(
         )
 
 
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
 def copy_and_hash_file(
-    src: str | os.PathLike[str], dst: Writable | PositionalWriter | None = None
+    src: str | os.PathLike[str],
+    dst: Writable | PositionalWriter | None = None,
+    *,
+    opener: Callable[[str, int], int] | None = None,
 ) -> Digest:
     """Stream the file ``src`` into ``dst`` (or nowhere) and return its :class:`Digest`.
 
+    ``opener`` (as for ``open()``) opens the file another way; ``src`` then only names it in
+    errors (folders open their files with ``Folder.opener``, never through a link).
     Raises StorageError when the file changes while it is read (it was truncated, appended to or
     rewritten), since the bytes written would then match neither its old nor its new content.
     """
-    with open(src, "rb", buffering=0) as f:
+    with open(src, "rb", buffering=0, opener=opener) as f:
         before = os.fstat(f.fileno())
         digest = copy_and_hash(f, dst, size_hint=before.st_size)
         after = os.fstat(f.fileno())
@@ -321,63 +341,24 @@ def _check_relpath(relpath: str) -> None:
         )
 
 
-def _walk(root: Path, folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            relpath = prefix + entry.name
-            if entry.is_symlink():
-                yield relpath, _symlink_target(root, Path(entry.path))
-            elif entry.is_dir(follow_symlinks=False):
-                yield from _walk(root, Path(entry.path), relpath + "/")
-            elif entry.is_file(follow_symlinks=False):
-                yield relpath, Path(entry.path)
-            else:
-                raise ValidationError(
-                    f"{entry.path!r} is not a regular file (a FIFO, socket or device). Remove it "
-                    "from the folder before saving."
-                )
-
-
-def _symlink_target(root: Path, link: Path) -> Path:
-    try:
-        target = link.resolve(strict=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"The symlink {str(link)!r} points to nothing; fix or remove it."
-        ) from None
-    if not target.is_relative_to(root):
-        raise ValidationError(
-            f"The symlink {str(link)!r} points outside the folder, to {str(target)!r}. Copy the "
-            "target into the folder instead, so that the folder's hash covers its content."
-        )
-    if not target.is_file():
-        raise ValidationError(
-            f"The symlink {str(link)!r} points to {str(target)!r}, which is not a regular file. "
-            "Only symlinks to files inside the folder are followed; replace it with a copy."
-        )
-    return link
-
-
 def list_folder(root: str | os.PathLike[str]) -> list[tuple[str, Path]]:
-    """Return ``(relative POSIX path, path)`` of every file under ``root``, in hash order.
+    """Return ``(relative POSIX path, path of its bytes)`` of every file under ``root``, in hash
+    order; a followed link's bytes are at its target's path.
 
     Raises FileNotFoundError or NotADirectoryError when ``root`` is missing or not a folder, and
     ValidationError for content the folder scheme rejects (see the module docstring).
     """
-    top = Path(root)
-    if not top.is_dir():
-        error = NotADirectoryError if top.exists() else FileNotFoundError
-        raise error(f"{os.fspath(root)!r} is not a folder.")
-    resolved = top.resolve(strict=True)
-    return sorted(_walk(resolved, top, ""), key=lambda item: _path_bytes(item[0]))
+    with open_folder(root) as folder:
+        return [(m.relpath, Path(root, m.source)) for m in folder.members]
 
 
 def hash_folder(root: str | os.PathLike[str]) -> str:
     """Return the ``biolake-folder-v1`` hash of the folder ``root`` (see the module docstring)."""
     hasher = FolderHasher()
-    for relpath, path in list_folder(root):
-        digest = copy_and_hash_file(path)
-        hasher.add(relpath, digest.size, digest.hash)
+    with open_folder(root) as folder:
+        for member in folder.members:
+            digest = copy_and_hash_file(folder.path(member), opener=folder.opener(member))
+            hasher.add(member.relpath, digest.size, digest.hash)
     return hasher.hash()
 
 

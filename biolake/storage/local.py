@@ -44,7 +44,8 @@ from biolake.storage.base import (
     check_suffix,
     object_key,
 )
-from biolake.storage.hashing import FolderHasher, list_folder
+from biolake.storage.folders import open_folder
+from biolake.storage.hashing import FolderHasher
 from biolake.storage.temp_owners import TempOwner, dead_owners, is_old, lock_tokens, owner_of
 
 __all__ = ["LocalStorage"]
@@ -226,22 +227,28 @@ class LocalStorage(Storage):
 
     def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
         check_suffix(suffix)
-        files = list_folder(src)  # rejects bad content before anything is written
-        tmp = self._tmp_path()
-        tmp.mkdir()
-        try:
-            hasher = FolderHasher()
-            for relpath, path in files:
-                dst = tmp / relpath
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                digest = write_read_only_copy(path, dst, fsync=self.fsync)
-                hasher.add(relpath, digest.size, digest.hash)
-            if self.fsync:
-                fsync_tree_dirs(tmp)
-            key = object_key(hasher.hash(), suffix)
-            self._publish_folder(tmp, self.path / key)
-        finally:
-            remove_tree(tmp)
+        with open_folder(src) as folder:  # rejects bad content before anything is written
+            tmp = self._tmp_path()
+            tmp.mkdir()
+            try:
+                hasher = FolderHasher()
+                for member in folder.members:
+                    dst = tmp / member.relpath
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    digest = write_read_only_copy(
+                        folder.path(member),
+                        dst,
+                        fsync=self.fsync,
+                        size=member.size,
+                        opener=folder.opener(member),
+                    )
+                    hasher.add(member.relpath, digest.size, digest.hash)
+                if self.fsync:
+                    fsync_tree_dirs(tmp)
+                key = object_key(hasher.hash(), suffix)
+                self._publish_folder(tmp, self.path / key)
+            finally:
+                remove_tree(tmp)
         return StoredObject(key, hasher.hash(), hasher.size, n_files=hasher.n_files, is_dir=True)
 
     def _publish_folder(self, tmp: Path, final: Path) -> None:

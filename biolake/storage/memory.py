@@ -15,22 +15,23 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from biolake.storage._fs import READ_ONLY_DIR, READ_ONLY_FILE, remove_tree, set_dirs_mode
 from biolake.storage.base import Storage, StoredObject, check_key, check_suffix, object_key
-from biolake.storage.hashing import FolderHasher, copy_and_hash_file, list_folder
+from biolake.storage.folders import open_folder
+from biolake.storage.hashing import FolderHasher, copy_and_hash_file
 
 __all__ = ["MemoryStorage"]
 
 _Object = bytes | dict[str, bytes]
 
 
-def _read(src: Path) -> tuple[bytes, str]:
+def _read(src: str | Path, opener: Callable[[str, int], int] | None = None) -> tuple[bytes, str]:
     buffer = io.BytesIO()
-    digest = copy_and_hash_file(src, buffer)
+    digest = copy_and_hash_file(src, buffer, opener=opener)
     return buffer.getvalue(), digest.hash
 
 
@@ -96,9 +97,11 @@ class MemoryStorage(Storage):
         check_suffix(suffix)
         hasher = FolderHasher()
         files: dict[str, bytes] = {}
-        for relpath, path in list_folder(src):
-            files[relpath], hash_ = _read(path)
-            hasher.add(relpath, len(files[relpath]), hash_)
+        with open_folder(src) as folder:
+            for member in folder.members:
+                data, hash_ = _read(folder.path(member), folder.opener(member))
+                files[member.relpath] = data
+                hasher.add(member.relpath, len(data), hash_)
         key = object_key(hasher.hash(), suffix)
         self._store(key, files)
         return StoredObject(key, hasher.hash(), hasher.size, n_files=hasher.n_files, is_dir=True)
