@@ -21,6 +21,7 @@ BUILTIN_PARENT = {
     "IntegrityError": RuntimeError,
     "TrackingError": RuntimeError,
     "StorageError": OSError,
+    "CorruptObjectError": OSError,
 }
 
 

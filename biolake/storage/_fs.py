@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from biolake.storage._direct import DIRECT_MIN_SIZE, open_direct
+from biolake.storage.fingerprints import settle, settle_path
 from biolake.storage.hashing import Digest, check_source_unchanged, copy_and_hash_file, hash_bytes
 
 READ_ONLY_FILE = 0o444
@@ -54,8 +55,9 @@ def _libc_syncfs() -> Any:
         return None
 
 
-def write_read_only_copy(src: Path, dst: Path, *, fsync: bool) -> Digest:
-    """Copy ``src`` to the new file ``dst`` while hashing it; ``dst`` ends up read-only.
+def write_read_only_copy(src: Path, dst: Path, *, fsync: bool) -> tuple[Digest, os.stat_result]:
+    """Copy ``src`` to the new file ``dst`` while hashing it; ``dst`` ends up read-only, with
+    its mtime settled (``fingerprints.settle``). Returns the digest and the copy's ``stat``.
 
     With ``fsync``, large files are written with O_DIRECT where possible (see ``_direct``).
     Without it, the page cache is faster: nothing waits for the disk.
@@ -66,18 +68,19 @@ def write_read_only_copy(src: Path, dst: Path, *, fsync: bool) -> Digest:
             digest = copy_and_hash_file(src, direct)
             direct.fsync()
         os.chmod(dst, READ_ONLY_FILE)
-        return digest
+        return digest, settle_path(dst)  # the mtime lives in the inode: no fsync needed
     # Created read-only from the start (the open descriptor may still write): saves a chmod
     # per file, which counts when saving thousands of small files.
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY_FILE)
     with open(fd, "wb", buffering=0) as f:
         digest = copy_and_hash_file(src, f)
+        st = settle(f.fileno())
         if fsync:
             os.fsync(f.fileno())
-    return digest  # a umask can only remove bits: the copy is read-only either way
+    return digest, st  # a umask can only remove bits: the copy is read-only either way
 
 
-def copy_small_file(src: str, dst: str) -> Digest:
+def copy_small_file(src: str, dst: str) -> tuple[Digest, os.stat_result]:
     """``write_read_only_copy`` for a file that fits in memory (the bulk path: thousands of
     small files), with the fewest syscalls: one read, one write, hashing the bytes in memory.
 
@@ -99,9 +102,10 @@ def copy_small_file(src: str, dst: str) -> Digest:
         view = memoryview(data)
         while view:
             view = view[os.write(out, view) :]
+        st = settle(out)
     finally:
         os.close(out)
-    return Digest(hash_bytes(data), len(data))
+    return Digest(hash_bytes(data), len(data)), st
 
 
 def set_dirs_mode(root: Path, mode: int) -> None:
