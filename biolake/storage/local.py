@@ -294,7 +294,7 @@ class LocalStorage(Storage):
         return _stored_file(key, digest, copied, None)
 
     def fingerprint(self, key: str) -> str:
-        return fingerprint_of(self._path(key))
+        return fingerprint_of(f"{self.root}/{check_key(key)}")  # a str: pathlib was half of it
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
