@@ -14,6 +14,7 @@ derives from the builtin exception it refines, so ``except ValueError`` keeps wo
     ├── IntegrityError (RuntimeError)         the database refused a write (e.g. a duplicate)
     ├── TrackingError (RuntimeError)          a run cannot be tracked (no script, no current run)
     └── StorageError (OSError)                stored bytes cannot be written or read
+        └── CorruptObjectError                a stored object no longer matches its hash
 
 Messages name the bad value and say what to do next; unknown names suggest close matches.
 """
@@ -91,6 +92,12 @@ class TrackingError(BiolakeError, RuntimeError):
 
 class StorageError(BiolakeError, OSError):
     """Stored bytes could not be written, read or deleted."""
+
+
+class CorruptObjectError(StorageError):
+    """A stored object's bytes no longer hash to the hash it was saved with (it was edited,
+    truncated or replaced in place). The message names the artifact, both hashes and the ways
+    to recover."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -22,6 +22,7 @@ BUILTIN_PARENT = {
     "IntegrityError": RuntimeError,
     "TrackingError": RuntimeError,
     "StorageError": OSError,
+    "CorruptObjectError": OSError,
 }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, func, select, update
 from biolake.core.db import integer_or_null
 from biolake.core.ids import new_uid
 from biolake.core.inserts import insert_new
+from biolake.core.log import logger
 from biolake.errors import InvalidArgument, ValidationError
 
 if TYPE_CHECKING:
@@ -118,9 +119,12 @@ def _source(artifact: Artifact) -> str:
     return artifact._source
 
 
-def _store_one(instance: Instance, artifact: Artifact) -> StoredObject:
+def _store_one(instance: Instance, artifact: Artifact, *, replace: bool = False) -> StoredObject:
+    """Store the artifact's source; ``replace``: over the damaged object of its key."""
     source = Path(_source(artifact))
     storage = instance.storage
+    if replace:
+        return storage.replace(source, artifact.suffix)
     if source.is_dir():
         return storage.put_folder(source, artifact.suffix)
     return storage.put_file(source, artifact.suffix)
@@ -241,6 +245,8 @@ def _register(
     instance.db.lock(BYTES_LOCKS, {s.hash for s in stored.values()})
     latest = {} if fresh_keys else _latest_by_key(model, session, new, stored)
     trashed_stems = {} if fresh_keys else _trashed_stems(model, session, new, latest)
+    recorded = _recorded_fingerprints(model, session, stored.values())
+    refreshed: dict[str, StoredObject] = {}  # objects whose rows get a new fingerprint
     pending: list[Artifact] = []  # inserted together at the end
     pending_versions: dict[str, list[str]] = {}  # stem -> versions not yet inserted
     result: list[Artifact] = []
@@ -248,11 +254,15 @@ def _register(
         if artifact.id is not None:
             result.append(artifact)
             continue
-        obj = stored[id(artifact)]
-        _ensure_stored(instance, artifact, obj)
+        obj = _ensure_intact(instance, artifact, stored[id(artifact)], recorded)
+        if recorded.get(obj.key, {obj.fingerprint}) != {obj.fingerprint}:
+            refreshed[obj.key] = obj
+        recorded[obj.key] = {obj.fingerprint}  # checked: the batch's other rows need no check
         lookup = (artifact.key, obj.hash) if artifact.key is None else (artifact.key, None)
         current = latest.get(lookup)
         if current is not None and current.hash == obj.hash:
+            if current.storage_fingerprint != obj.fingerprint and obj.key not in refreshed:
+                current.storage_fingerprint = obj.fingerprint  # e.g. a missing object put back
             result.append(artifact._reuse(current, session, "same key and same content"))
             continue
         # The new artifact is transient until insert_new, which reads its state dict: written
@@ -263,6 +273,7 @@ def _register(
             n_files=obj.n_files,
             storage_key=obj.key,
             storage_id=root_id,
+            storage_fingerprint=obj.fingerprint,
         )
         stem = trashed_stems.pop(artifact.key, None) if current is None else None
         _assign_version(model, session, artifact, current, pending_versions, stem)
@@ -271,6 +282,7 @@ def _register(
         pending.append(artifact)
         latest[lookup] = artifact
         result.append(artifact)
+    _refresh_fingerprints(model, session, refreshed.values())
     insert_new(session, pending)
     return result
 
@@ -369,11 +381,60 @@ def _latest_statement(model: type[Artifact], by: str) -> Any:
     return select(model).where(model.key.is_(None), model.hash.in_(values), *live)
 
 
-def _ensure_stored(instance: Instance, artifact: Artifact, obj: StoredObject) -> None:
-    """Inside the write lock: the object must still exist (a concurrent permanent delete of
-    another artifact with the same bytes may have removed it after we stored it)."""
-    if not instance.storage.exists(obj.key):
-        _store_one(instance, artifact)
+def _ensure_intact(
+    instance: Instance,
+    artifact: Artifact,
+    obj: StoredObject,
+    recorded: dict[str, set[str | None]],
+) -> StoredObject:
+    """Inside the bytes lock: the object must still exist (a concurrent permanent delete of
+    another artifact with the same bytes may have removed it after we stored it), and hold its
+    bytes if this save found it stored already. Returns what is stored now.
+
+    A found object whose fingerprint no row has recorded (``recorded``: storage key -> the
+    fingerprints its rows hold) is hashed again: intact, it was only touched or saved before
+    fingerprints; damaged (edited in place), this save's source stores the good bytes again,
+    instead of returning an artifact whose bytes are corrupt."""
+    storage = instance.storage
+    if not storage.exists(obj.key):
+        return _store_one(instance, artifact)
+    if not obj.existed or obj.fingerprint is None or obj.fingerprint in recorded.get(obj.key, ()):
+        return obj
+    check = storage.check(obj.key, obj.hash, None)  # hashes it
+    if not check.intact:
+        logger.warning(
+            f"the stored object {obj.key} no longer held the bytes of its hash (changed in "
+            f"place): stored again from {_source(artifact)}"
+        )
+        return _store_one(instance, artifact, replace=True)
+    return obj._replace(fingerprint=check.fingerprint)  # None if too fresh to vouch for
+
+
+def _recorded_fingerprints(
+    model: type[Artifact], session: Session, stored: Iterable[StoredObject]
+) -> dict[str, set[str | None]]:
+    """Storage key -> the fingerprints recorded on its rows, for the objects a put found
+    stored already (none in a batch of new content: no query)."""
+    hashes = sorted({obj.hash for obj in stored if obj.existed and obj.fingerprint is not None})
+    recorded: dict[str, set[str | None]] = {}
+    for chunk in _chunks(hashes):
+        query = select(model.storage_key, model.storage_fingerprint).where(model.hash.in_(chunk))
+        for key, fingerprint in session.execute(query):
+            recorded.setdefault(key, set()).add(fingerprint)
+    return recorded
+
+
+def _refresh_fingerprints(
+    model: type[Artifact], session: Session, objects: Iterable[StoredObject]
+) -> None:
+    """Give every row of each object (by hash, indexed) the object's current fingerprint."""
+    for obj in objects:
+        session.execute(
+            update(model)
+            .where(model.hash == obj.hash, model.storage_key == obj.key)
+            .values(storage_fingerprint=obj.fingerprint)
+            .execution_options(synchronize_session="evaluate")
+        )
 
 
 def _check_version_free(

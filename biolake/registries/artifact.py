@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from biolake.artifacts.integrity import checked_path
 from biolake.artifacts.keys import validate_key
 from biolake.artifacts.loaders import load, open_artifact, suffix_of
 from biolake.artifacts.versioning import (
@@ -85,7 +86,7 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     )
     _uid_length: ClassVar[int] = STEM_LENGTH + VERSION_SUFFIX_LENGTH
     _repr_fields = ("uid", "key", "version", "is_latest", "suffix", "size", "hash")
-    _repr_hidden = ("created_by_id", "stem", "storage_id", "storage_key")
+    _repr_hidden = ("created_by_id", "stem", "storage_id", "storage_key", "storage_fingerprint")
     _search_fields = ("key", "description")
 
     key: Mapped[str | None] = mapped_column(String(1024))
@@ -102,6 +103,9 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
     storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"), index=True)
     storage_key: Mapped[str] = mapped_column(String(1024))
+    # The stored object's fingerprint when it was last found intact (migration 0007 says why
+    # it lives on the row); set by biolake, None until then or for storage that keeps none.
+    storage_fingerprint: Mapped[str | None] = mapped_column(String(96))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     transform_id: Mapped[int | None] = mapped_column(ForeignKey("transforms.id"), index=True)
 
@@ -378,10 +382,15 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             raise InvalidArgument("This artifact is not saved yet: call .save() first.")
 
     def cache(self) -> Path:
-        """A local path to the content; for local storage, the stored (read-only) object."""
+        """A local path to the content; for local storage, the stored (read-only) object.
+
+        Checked first, with one ``stat``: bytes changed in place since the save raise
+        ``CorruptObjectError`` (see ``docs/artifacts.md``, "Integrity"). Never write to the path:
+        copy it first. Example: ``pd.read_csv(ln.Artifact.get(key="t.csv").cache())``
+        """
         self._require_saved()
         try:
-            path = self._instance.storage.local_path(self.storage_key)
+            path = checked_path(type(self), self)
         except FileNotFoundError:
             raise StorageError(
                 f"The stored object of artifact {self.uid} (key {self.key!r}, version "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from biolake.storage._direct import DIRECT_MIN_SIZE, open_direct
+from biolake.storage.fingerprints import settle, settle_path
 from biolake.storage.hashing import Digest, check_source_unchanged, copy_and_hash_file, hash_bytes
 
 StrPath: TypeAlias = "str | os.PathLike[str]"
@@ -63,8 +64,9 @@ def write_read_only_copy(
     fsync: bool,
     size: int | None = None,
     opener: Callable[[str, int], int] | None = None,
-) -> Digest:
-    """Copy ``src`` to the new file ``dst`` while hashing it; ``dst`` ends up read-only.
+) -> tuple[Digest, os.stat_result]:
+    """Copy ``src`` to the new file ``dst`` while hashing it; ``dst`` ends up read-only, with
+    its mtime settled (``fingerprints.settle``). Returns the digest and the copy's ``stat``.
 
     With ``fsync``, large files are written with O_DIRECT where possible (see ``_direct``).
     Without it, the page cache is faster: nothing waits for the disk. ``size`` (the expected
@@ -78,18 +80,19 @@ def write_read_only_copy(
             digest = copy_and_hash_file(src, direct, opener=opener)
             direct.fsync()
         os.chmod(dst, READ_ONLY_FILE)
-        return digest
+        return digest, settle_path(dst)  # the mtime lives in the inode: no fsync needed
     # Created read-only from the start (the open descriptor may still write): saves a chmod
     # per file, which counts when saving thousands of small files.
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY_FILE)
     with open(fd, "wb", buffering=0) as f:
         digest = copy_and_hash_file(src, f, opener=opener)
+        st = settle(f.fileno())
         if fsync:
             os.fsync(f.fileno())
-    return digest  # a umask can only remove bits: the copy is read-only either way
+    return digest, st  # a umask can only remove bits: the copy is read-only either way
 
 
-def copy_small_file(src: str, dst: str) -> Digest:
+def copy_small_file(src: str, dst: str) -> tuple[Digest, os.stat_result]:
     """``write_read_only_copy`` for a file that fits in memory (the bulk path: thousands of
     small files), with the fewest syscalls: one read, one write, hashing the bytes in memory.
 
@@ -111,9 +114,10 @@ def copy_small_file(src: str, dst: str) -> Digest:
         view = memoryview(data)
         while view:
             view = view[os.write(out, view) :]
+        st = settle(out)
     finally:
         os.close(out)
-    return Digest(hash_bytes(data), len(data))
+    return Digest(hash_bytes(data), len(data)), st
 
 
 def set_dirs_mode(root: Path, mode: int) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from biolake.errors import ValidationError
-from biolake.storage.hashing import ALGORITHM, hash_hex
+from biolake.storage.fingerprints import ObjectCheck, check_object
+from biolake.storage.hashing import ALGORITHM, hash_hex, hash_path
 
 __all__ = [
     "OBJECTS_PREFIX",
@@ -37,13 +38,21 @@ _SUFFIX = re.compile(r"(\.[^/\\\x00-\x1f]{1,64})?")
 
 
 class StoredObject(NamedTuple):  # not a frozen dataclass, which costs 0.7 ms to define
-    """What a put stored: its key, content hash, total bytes, file count (folders only)."""
+    """What a put stored: its key, content hash, total bytes, file count (folders only).
+
+    ``fingerprint``: the object's cheap fingerprint (``biolake.storage.fingerprints``), None
+    where the backend keeps none. ``existed``: the put found the key taken already, and kept
+    what was there (or replaced a file of the wrong size); whether those bytes are intact, and
+    which rows should get the new fingerprint, is for the caller to check.
+    """
 
     key: str
     hash: str
     size: int
     n_files: int | None
     is_dir: bool
+    fingerprint: str | None = None
+    existed: bool = False
 
 
 def object_key(hash_: str, suffix: str) -> str:
@@ -139,6 +148,30 @@ class Storage(ABC):
         # Hashing and copying release the GIL: two workers keep both cores busy.
         with ThreadPoolExecutor(max_workers=2) as pool:
             return list(pool.map(put, sources))
+
+    def replace(self, src: Path, suffix: str = "") -> StoredObject:
+        """Store ``src`` under its content key, replacing the damaged object stored there.
+
+        Only for an object found to no longer match its hash, and under the lock that guards
+        its key's bytes (a permanent delete may otherwise remove the repaired object)."""
+        put = self.put_folder if Path(src).is_dir() else self.put_file
+        self.delete(put(src, suffix).key)
+        return put(src, suffix)
+
+    def fingerprint(self, key: str) -> str | None:
+        """The object's cheap fingerprint now (one ``stat`` for a file), or None for a backend
+        whose objects cannot change in place; FileNotFoundError if it is missing."""
+        self.size(key)  # raises FileNotFoundError for a missing object
+        return None
+
+    def check(self, key: str, hash_: str, recorded: str | None) -> ObjectCheck:
+        """Whether the object ``key`` still holds the bytes of ``hash_``: one ``stat`` when its
+        fingerprint is ``recorded``, else a full hash (``fingerprints.check_object``)."""
+        return check_object(self, key, hash_, recorded)
+
+    def rehash(self, key: str) -> str:
+        """The hash of the bytes stored under ``key`` now, read in full."""
+        return hash_path(self.local_path(key))
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:

@@ -5,8 +5,18 @@ Objects live under ``<root>/.biolake/objects/``; each put first writes under a u
 see ``temp_owners``, so that what a killed save left there can be told apart and removed),
 fsyncs, makes the copy read-only and only then gives it its final name in one atomic step.
 Files are published with ``link()``, which refuses to replace an existing object, so identical
-content is stored once and nothing stored is ever overwritten. Folders are published with
+content is stored once and nothing intact is ever overwritten. Folders are published with
 ``rename()`` and their directories made read-only too.
+
+Each new file's mtime is settled ten seconds back and its fingerprint (size, mtime, inode; see
+``fingerprints``) returned with the put, from the ``stat`` the copy ends with. A put that finds
+its key taken by a file of another size replaces that damaged file with its fresh copy;
+``replace()`` does so for damage only a hash shows, when the caller has found it.
+
+Read-only views were considered for ``local_path``: a hard link shares the inode (an edit
+through it is an edit of the object), a copy costs the object's size, and reflinks
+(``FICLONE``) or read-only bind mounts exist on some filesystems only (not ext4) or need root.
+So ``local_path`` hands out the object itself, and readers compare its fingerprint first.
 """
 
 from __future__ import annotations
@@ -44,8 +54,9 @@ from biolake.storage.base import (
     check_suffix,
     object_key,
 )
+from biolake.storage.fingerprints import file_fingerprint, fingerprint_of, folder_fingerprint
 from biolake.storage.folders import open_folder
-from biolake.storage.hashing import FolderHasher
+from biolake.storage.hashing import Digest, FolderHasher
 from biolake.storage.temp_owners import TempOwner, dead_owners, is_old, lock_tokens, owner_of
 
 __all__ = ["LocalStorage"]
@@ -124,12 +135,12 @@ class LocalStorage(Storage):
             raise IsADirectoryError(f"{str(src)!r} is a folder: store it with put_folder().")
         tmp = self._tmp_path()
         try:
-            digest = write_read_only_copy(src, tmp, fsync=self.fsync)
+            digest, copied = write_read_only_copy(src, tmp, fsync=self.fsync)
             key = object_key(digest.hash, suffix)
-            self._publish_file(tmp, self.path / key, digest.size)
+            found = self._publish_file(tmp, self.path / key, digest.size)
         finally:
             tmp.unlink(missing_ok=True)
-        return StoredObject(key, digest.hash, digest.size, n_files=None, is_dir=False)
+        return _stored_file(key, digest, copied, found)
 
     def _make_shard(self, shard: StrPath, sync: bool = True) -> None:
         try:
@@ -186,13 +197,13 @@ class LocalStorage(Storage):
         tmp_dir = os.fspath(self._tmp_dir())
         tmps = {i: f"{tmp_dir}/{self._tmp_name()}" for i in part}
         try:
-            digests = {i: copy_small_file(os.fspath(sources[i][0]), tmps[i]) for i in part}
+            copies = {i: copy_small_file(os.fspath(sources[i][0]), tmps[i]) for i in part}
             sync_filesystem(self.path)
             for i in part:
-                digest = digests[i]
+                digest, copied = copies[i]
                 key = object_key(digest.hash, sources[i][1])
-                self._publish_file(tmps[i], f"{self.root}/{key}", digest.size, sync=False)
-                done[i] = StoredObject(key, digest.hash, digest.size, n_files=None, is_dir=False)
+                found = self._publish_file(tmps[i], f"{self.root}/{key}", digest.size, sync=False)
+                done[i] = _stored_file(key, digest, copied, found)
                 if on_done is not None:
                     on_done(done[i])
         finally:
@@ -200,32 +211,40 @@ class LocalStorage(Storage):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
 
-    def _publish_file(self, tmp: StrPath, final: StrPath, size: int, sync: bool = True) -> None:
-        """Link ``tmp`` to ``final``; ``sync=False``: the caller syncs the filesystem later."""
+    def _publish_file(
+        self, tmp: StrPath, final: StrPath, size: int, sync: bool = True
+    ) -> os.stat_result | None:
+        """Link ``tmp`` to ``final``; ``sync=False``: the caller syncs the filesystem later.
+        Returns the ``stat`` of the object when the key was taken already, None if it was free."""
         try:
-            self._link(tmp, final, size)
+            found = self._link(tmp, final, size)
         except FileNotFoundError:  # the shard folder is new: make it and try once more
             self._make_shard(os.path.dirname(final), sync=sync)
-            self._link(tmp, final, size)
+            found = self._link(tmp, final, size)
         if self.fsync and sync:
             fsync_dir(os.path.dirname(final))
+        return found
 
-    def _link(self, tmp: StrPath, final: StrPath, size: int) -> None:
-        """Give ``tmp`` the name ``final``, never replacing another object."""
+    def _link(self, tmp: StrPath, final: StrPath, size: int) -> os.stat_result | None:
+        """Give ``tmp`` the name ``final``; an object already there is kept unless its size
+        shows it damaged (see ``_existing_or_replace``). None: the name was free."""
         try:
             os.link(tmp, final)  # atomic, and fails rather than replace an existing object
         except FileExistsError:
-            _check_existing(final, size)
+            return _existing_or_replace(tmp, final, size)
         except OSError as exc:
             if exc.errno not in _NO_HARD_LINKS:
                 raise
             if os.path.exists(final):
-                _check_existing(final, size)
-                return
+                return _existing_or_replace(tmp, final, size)
             # A concurrent writer of the same key holds identical bytes, so a replace is harmless.
             os.rename(tmp, final)
+        return None
 
     def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
+        return self._put_folder(src, suffix, replace=False)
+
+    def _put_folder(self, src: Path, suffix: str, replace: bool) -> StoredObject:
         check_suffix(suffix)
         with open_folder(src) as folder:  # rejects bad content before anything is written
             tmp = self._tmp_path()
@@ -235,7 +254,7 @@ class LocalStorage(Storage):
                 for member in folder.members:
                     dst = tmp / member.relpath
                     dst.parent.mkdir(parents=True, exist_ok=True)
-                    digest = write_read_only_copy(
+                    digest, _ = write_read_only_copy(
                         folder.path(member),
                         dst,
                         fsync=self.fsync,
@@ -246,26 +265,56 @@ class LocalStorage(Storage):
                 if self.fsync:
                     fsync_tree_dirs(tmp)
                 key = object_key(hasher.hash(), suffix)
-                self._publish_folder(tmp, self.path / key)
+                if replace:
+                    self.delete(key)
+                existed = self._publish_folder(tmp, self.path / key)
             finally:
                 remove_tree(tmp)
-        return StoredObject(key, hasher.hash(), hasher.size, n_files=hasher.n_files, is_dir=True)
+        fingerprint = folder_fingerprint(self.path / key)  # one stat per member
+        return StoredObject(
+            key, hasher.hash(), hasher.size, hasher.n_files, True, fingerprint, existed
+        )
 
-    def _publish_folder(self, tmp: Path, final: Path) -> None:
+    def _publish_folder(self, tmp: Path, final: Path) -> bool:
+        """Rename ``tmp`` to ``final``; True if a folder was there already (and is kept)."""
         self._make_shard(final.parent)
         if final.exists():
-            return
+            return True
         try:
             os.rename(tmp, final)
         except OSError as exc:
             # Another writer published the same folder first (a non-empty target refuses).
             if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and final.is_dir():
-                return
+                return True
             raise
         # Read-only only after the rename: moving a directory needs write access to it.
         set_dirs_mode(final, READ_ONLY_DIR)
         if self.fsync:
             fsync_dir(final.parent)
+        return False
+
+    def replace(self, src: Path, suffix: str = "") -> StoredObject:
+        """Store ``src`` again over the damaged object of its key: a file in one atomic rename,
+        a folder by deleting the damaged one first (see ``Storage.replace``)."""
+        src = Path(src)
+        if src.is_dir():
+            return self._put_folder(src, suffix, replace=True)
+        check_suffix(suffix)
+        tmp = self._tmp_path()
+        try:
+            digest, copied = write_read_only_copy(src, tmp, fsync=self.fsync)
+            key = object_key(digest.hash, suffix)
+            final = self.path / key
+            self._make_shard(final.parent)
+            os.rename(tmp, final)
+            if self.fsync:
+                fsync_dir(final.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _stored_file(key, digest, copied, None)
+
+    def fingerprint(self, key: str) -> str:
+        return fingerprint_of(f"{self.root}/{check_key(key)}")  # a str: pathlib was half of it
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -346,13 +395,29 @@ class LocalStorage(Storage):
 SHARDS = [f"{i:02x}" for i in range(256)]  # the first two hex digits of a content hash
 
 
-def _check_existing(final: StrPath, size: int) -> None:
-    """An object with our key exists: make sure it is a file of the right size, never replace."""
+def _existing_or_replace(tmp: StrPath, final: StrPath, size: int) -> os.stat_result:
+    """An object with our key exists: keep it if it is a file of the right size. A file of
+    another size is damaged, and ``tmp`` holds the bytes of this key, just hashed: it takes the
+    place, in one atomic rename (a reader sees the old or the new file). Returns the ``stat`` of
+    what is there now; whether a kept object is intact is the caller's check (its fingerprint,
+    else its hash)."""
     st = os.stat(final)
     if stat.S_ISREG(st.st_mode) and st.st_size == size:
-        return
+        return st
+    if stat.S_ISREG(st.st_mode):
+        os.rename(tmp, final)
+        return os.stat(final)
     raise StorageError(
-        f"The stored object {os.fspath(final)!r} does not match its content key (expected a "
-        f"file of {size} bytes): it was changed outside biolake. Move it out of the storage "
-        "folder and save again to restore it."
+        f"The stored object {os.fspath(final)!r} is not a file, as its content key says: it "
+        "was changed outside biolake. Move it out of the storage folder and save again to "
+        "restore it."
     )
+
+
+def _stored_file(
+    key: str, digest: Digest, copied: os.stat_result, found: os.stat_result | None
+) -> StoredObject:
+    """What a put of a file stored: the copy it published, or the object ``found`` there."""
+    st = copied if found is None else found
+    fingerprint = file_fingerprint(st)
+    return StoredObject(key, digest.hash, digest.size, None, False, fingerprint, found is not None)

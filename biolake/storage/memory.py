@@ -73,9 +73,12 @@ class MemoryStorage(Storage):
                 cls._shared[name] = cls(name)
             return cls._shared[name]
 
-    def _store(self, key: str, obj: _Object) -> None:
+    def _store(self, key: str, obj: _Object) -> bool:
+        """Store ``obj`` unless ``key`` is taken (objects are never replaced); True if taken."""
         with self._lock:
-            self._objects.setdefault(key, obj)  # stored objects are never replaced
+            existed = key in self._objects
+            self._objects.setdefault(key, obj)
+        return existed
 
     def _get(self, key: str) -> _Object:
         with self._lock:
@@ -90,8 +93,8 @@ class MemoryStorage(Storage):
             raise IsADirectoryError(f"{str(src)!r} is a folder: store it with put_folder().")
         data, hash_ = _read(src)
         key = object_key(hash_, suffix)
-        self._store(key, data)
-        return StoredObject(key, hash_, len(data), n_files=None, is_dir=False)
+        existed = self._store(key, data)
+        return StoredObject(key, hash_, len(data), None, False, existed=existed)
 
     def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
         check_suffix(suffix)
@@ -103,8 +106,8 @@ class MemoryStorage(Storage):
                 files[member.relpath] = data
                 hasher.add(member.relpath, len(data), hash_)
         key = object_key(hasher.hash(), suffix)
-        self._store(key, files)
-        return StoredObject(key, hasher.hash(), hasher.size, n_files=hasher.n_files, is_dir=True)
+        existed = self._store(key, files)
+        return StoredObject(key, hasher.hash(), hasher.size, hasher.n_files, True, existed=existed)
 
     def open(self, key: str) -> BinaryIO:
         obj = self._get(key)

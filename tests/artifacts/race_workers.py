@@ -46,7 +46,17 @@ def _save_new_version(ln: Any, folder: Path, i: int) -> None:
     ln.Artifact(folder / f"t{i}_v2.txt", key=f"t{i}.txt").save()
 
 
+def _resave_original(ln: Any, folder: Path, i: int) -> None:
+    ln.Artifact(folder / f"orig{i}.txt", key=f"d{i}.txt").save()
+
+
+def _delete_other_copy(ln: Any, folder: Path, i: int) -> None:
+    ln.Artifact.get(key=f"e{i}.txt").delete(permanent=True)
+
+
 ACTIONS = {
+    "resave_original": _resave_original,
+    "delete_other_copy": _delete_other_copy,
     "delete_permanently": _delete_permanently,
     "save_same_bytes": _save_same_bytes,
     "save_taken_version": _save_taken_version,

@@ -111,6 +111,32 @@ def test_failed_save_never_removes_bytes_a_concurrent_save_registers(
     race(["save_taken_version", "save_under_other_key"]).run(setup, check)
 
 
+def test_a_resave_repairs_a_damaged_object_while_another_copy_is_deleted(
+    instance, race, tmp_path: Path
+) -> None:
+    """The repair (a replace of the damaged object) and the permanent delete of the other row
+    sharing it both run under the bytes' lock: the re-saved artifact always ends up intact."""
+    import os
+
+    def setup(i: int) -> None:
+        source = _write(tmp_path / f"orig{i}.txt", f"original bytes of round {i}")
+        damaged = ln.Artifact(source, key=f"d{i}.txt").save()
+        ln.Artifact(source, key=f"e{i}.txt").save()
+        path = instance.storage.local_path(damaged.storage_key)
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:
+            f.write(b"O")  # same size, in place
+        os.chmod(path, 0o444)
+
+    def check(i: int, outcomes: dict[str, str]) -> None:
+        assert outcomes == {"resave_original": "ok", "delete_other_copy": "ok"}
+        repaired = ln.Artifact.get(key=f"d{i}.txt")
+        assert repaired.load() == f"original bytes of round {i}", f"round {i}: not repaired"
+        assert ln.Artifact.filter(key=f"e{i}.txt").count() == 0
+
+    race(["resave_original", "delete_other_copy"]).run(setup, check)
+
+
 def test_two_renames_to_one_key_leave_one_latest_version(instance, race, tmp_path: Path) -> None:
     def setup(i: int) -> None:
         ln.Artifact(_write(tmp_path / f"r1_{i}.txt", f"one {i}"), key=f"r1_{i}.txt").save()

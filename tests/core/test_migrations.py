@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 import biolake.registries  # noqa: F401  (maps every table)
 from biolake.core.schema import HEAD_REVISION
@@ -73,3 +76,53 @@ def _words(sql: str, table_name: str) -> list[str]:
 
     noise = {table_name, "text", "character", "varying"}
     return [w for w in re.findall(r"[a-z_]+", sql.lower()) if w not in noise]
+
+
+def _alembic(instance: Any, command_name: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    instance.db.session.close()  # no open transaction of ours holds the tables
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with instance.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, command_name)(config, revision)
+
+
+def test_0007_upgrade_from_0006_fingerprints_old_rows_on_first_read(
+    instance: Any, tmp_path: Any
+) -> None:
+    """Rows of a 0006 instance keep working after the upgrade: the first read hashes the object
+    and records its fingerprint; an object damaged before the upgrade is refused."""
+    import biolake as ln
+
+    (tmp_path / "a.txt").write_text("alpha")
+    (tmp_path / "b.txt").write_text("beta")
+    intact = ln.Artifact(tmp_path / "a.txt", key="a.txt").save()
+    damaged = ln.Artifact(tmp_path / "b.txt", key="b.txt").save()
+    _alembic(instance, "downgrade", "0006")
+    with instance.db.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("artifacts")}
+    assert "storage_fingerprint" not in columns
+    damaged_path = instance.storage.local_path(damaged.storage_key)
+    os.chmod(damaged_path, 0o644)
+    with open(damaged_path, "r+b") as f:
+        f.write(b"B")
+    os.chmod(damaged_path, 0o444)
+    root = instance.root
+    ln.setup.close()
+
+    reopened = ln.setup.connect(root)  # migrates to the head
+    with reopened.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0007"
+        rows = conn.exec_driver_sql("SELECT key, storage_fingerprint FROM artifacts").all()
+    assert sorted(rows) == [("a.txt", None), ("b.txt", None)]
+    first = ln.Artifact.get(key="a.txt")
+    assert first.load() == "alpha"
+    expected = reopened.storage.fingerprint(intact.storage_key)
+    with reopened.db.engine.connect() as conn:
+        query = "SELECT storage_fingerprint FROM artifacts WHERE key = 'a.txt'"
+        assert conn.exec_driver_sql(query).scalar() == expected
+    with pytest.raises(ln.errors.CorruptObjectError, match=r"key 'b\.txt'"):
+        ln.Artifact.get(key="b.txt").load()

@@ -94,13 +94,14 @@ def break_source(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path, str], None]
 def test_put_file_and_read_back(storage: Storage, tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
     stored = storage.put_file(write(tmp_path / "counts.csv", data), ".csv")
-    assert stored == StoredObject(
+    assert stored._replace(fingerprint=None) == StoredObject(
         key=object_key(hash_bytes(data), ".csv"),
         hash=hash_bytes(data),
         size=size,
         n_files=None,
         is_dir=False,
     )
+    assert stored.fingerprint == storage.fingerprint(stored.key)  # None: memory keeps none
     assert stored.key.startswith(".biolake/objects/") and stored.key.endswith(".csv")
     assert storage.exists(stored.key)
     assert storage.size(stored.key) == size
@@ -124,7 +125,8 @@ def test_identical_content_is_stored_once(storage: Storage, tmp_path: Path) -> N
     first = storage.put_file(write(tmp_path / "a.txt", b"same"), ".txt")
     before = os.stat(storage.local_path(first.key))
     second = storage.put_file(write(tmp_path / "b.txt", b"same"), ".txt")
-    assert second == first
+    assert not first.existed
+    assert second == first._replace(existed=True)  # found: the caller checks it is intact
     assert list(storage.iter_keys()) == [first.key]
     after = os.stat(storage.local_path(first.key))
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -207,13 +209,14 @@ def test_concurrent_puts(storage: Storage, tmp_path: Path) -> None:
 def test_put_folder_and_read_back(storage: Storage, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "data.zarr", FILES)
     stored = storage.put_folder(src, ".zarr")
-    assert stored == StoredObject(
+    assert stored._replace(fingerprint=None) == StoredObject(
         key=object_key(hash_folder(src), ".zarr"),
         hash=hash_folder(src),
         size=1005,
         n_files=3,
         is_dir=True,
     )
+    assert stored.fingerprint == storage.fingerprint(stored.key)
     assert storage.exists(stored.key) and storage.size(stored.key) == 1005
     path = storage.local_path(stored.key)
     assert {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} == set(FILES)
@@ -228,10 +231,10 @@ def test_put_folder_and_read_back(storage: Storage, tmp_path: Path) -> None:
 def test_identical_folders_are_stored_once(storage: Storage, tmp_path: Path) -> None:
     first = storage.put_folder(write_tree(tmp_path / "one", FILES), ".zarr")
     second = storage.put_folder(write_tree(tmp_path / "two", FILES), ".zarr")
-    assert second == first and list(storage.iter_keys()) == [first.key]
+    assert second == first._replace(existed=True) and list(storage.iter_keys()) == [first.key]
     empty = storage.put_folder(write_tree(tmp_path / "empty", {}), "")
     assert (empty.n_files, empty.size) == (0, 0) and storage.local_path(empty.key).is_dir()
-    assert storage.put_folder(tmp_path / "empty", "") == empty
+    assert storage.put_folder(tmp_path / "empty", "") == empty._replace(existed=True)
     assert leftovers(storage) == []
 
 
@@ -274,15 +277,49 @@ def test_local_layout_and_modes(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(storage.local_path(stored.key)).st_mode) == 0o444
 
 
-def test_local_refuses_to_reuse_a_damaged_object(tmp_path: Path) -> None:
+def test_local_put_repairs_an_object_of_the_wrong_size(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "store", fsync=False)
     stored = storage.put_file(write(tmp_path / "a.csv", b"abc"), ".csv")
     damaged = storage.local_path(stored.key)
     damaged.chmod(0o644)  # someone outside biolake makes it writable and truncates it
     os.truncate(damaged, 1)
+    again = storage.put_file(tmp_path / "a.csv", ".csv")
+    assert damaged.read_bytes() == b"abc" and is_read_only(damaged)
+    assert again.existed and again.fingerprint == storage.fingerprint(stored.key)
+    assert leftovers(storage) == []
+
+
+def test_local_refuses_a_folder_where_a_file_belongs(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store", fsync=False)
+    stored = storage.put_file(write(tmp_path / "a.csv", b"abc"), ".csv")
+    path = storage.local_path(stored.key)
+    path.unlink()
+    path.mkdir()
     with pytest.raises(StorageError, match="changed outside biolake"):
         storage.put_file(tmp_path / "a.csv", ".csv")
     assert leftovers(storage) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_replace_stores_the_good_bytes_over_a_damaged_object(
+    storage: Storage, tmp_path: Path, kind: str
+) -> None:
+    if kind == "file":
+        src, suffix = write(tmp_path / "a.csv", b"abc"), ".csv"
+        stored = storage.put_file(src, suffix)
+    else:
+        src, suffix = write_tree(tmp_path / "tree", FILES), ".zarr"
+        stored = storage.put_folder(src, suffix)
+    if isinstance(storage, LocalStorage):  # damage it in place, as root may
+        target = storage.local_path(stored.key)
+        target = target / "a.txt" if kind == "folder" else target
+        with open(target, "r+b") as f:
+            f.write(b"X")
+        assert storage.check(stored.key, stored.hash, stored.fingerprint).intact is False
+    repaired = storage.replace(src, suffix)
+    assert repaired.key == stored.key and storage.rehash(stored.key) == stored.hash
+    assert storage.check(stored.key, stored.hash, repaired.fingerprint) == (True, None, None)
+    assert list(storage.iter_keys()) == [stored.key] and leftovers(storage) == []
 
 
 @pytest.mark.parametrize("size", [0, 100, 4096, 2 * CHUNK_SIZE + 4097])
@@ -375,7 +412,7 @@ def test_copy_small_file_notices_a_source_that_changes(
     from biolake.storage import _fs
 
     src = write(tmp_path / "growing.txt", b"0123456789")
-    digest = _fs.copy_small_file(str(src), str(tmp_path / "copy"))
+    digest, _ = _fs.copy_small_file(str(src), str(tmp_path / "copy"))
     assert digest == (hash_bytes(b"0123456789"), 10)
     real_read = os.read
     monkeypatch.setattr(_fs.os, "read", lambda fd, n: real_read(fd, n) + b"appended")

@@ -4,4 +4,4 @@
 stored in the database and imports Alembic only when they differ (see ``migrate.py``).
 """
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
