@@ -60,6 +60,10 @@ def main(argv: list[str]) -> None:
             f"left: {left.rows} rows, {len(left.missing)} missing and {len(left.corrupt)} corrupt "
             f"objects, {len(left.unreferenced)} unreferenced objects, {len(left.temp)} temp entries"
         )
+        repaired = ln.check(repair=True, yes=True)
+        print(f"check --repair --yes: {len(repaired.findings)} findings repaired, ok={repaired.ok}")
+        final = ln.check(rehash=True)
+        print(f"check --rehash afterwards: ok={final.ok}, {len(final.findings)} findings")
         ln.setup.close()
 
 

@@ -14,7 +14,9 @@ point is a real event in the unmodified library, seen through ``sys.setprofile``
 
 A calibration run of each scenario counts the events, so that the nth is drawn among those
 that happen. After each kill, :func:`audit` checks that every artifact row has its object with
-its hash, and lists what may be left: unreferenced objects and temp files. Used by
+its hash (hashing each new object once), and ``ln.check()`` must find nothing but what a killed
+save may leave and ``check(repair=True, yes=True)`` removes: temp files and objects whose row
+was never committed. Used by
 ``tests/artifacts/test_crash_safety.py`` (a small budget) and ``scripts/crash_soak.py``.
 """
 
@@ -277,19 +279,36 @@ def round_outcome(instance: Any, scenario: str, i: int) -> str:
     return "saved" if len(found) == len(keys) else "absent" if not found else "partial"
 
 
+LEFTOVERS = ("temp_file", "stray_object")  # what a killed save may leave behind
+
+
+def check_after_kill(where: str, tally: Tally) -> None:
+    """``ln.check()`` finds only leftovers; what else it finds becomes a finding."""
+    import biolake as ln
+
+    report = ln.check()
+    for finding in report.findings:
+        if finding.kind in LEFTOVERS:
+            tally.leftovers[finding.kind] += 1
+        else:
+            tally.findings.append(f"{where}: check found {finding.kind}: {finding.what}")
+
+
 @dataclass
 class Tally:
     kills: Counter[str] = field(default_factory=Counter)  # by scenario/point
     completed: int = 0  # rounds whose kill point came after the save
     outcomes: Counter[str] = field(default_factory=Counter)
     findings: list[str] = field(default_factory=list)
+    leftovers: Counter[str] = field(default_factory=Counter)  # check findings, summed over kills
 
     def summary(self) -> str:
         total = sum(self.kills.values())
         by = ", ".join(f"{k} {v}" for k, v in sorted(self.kills.items()))
         return (
             f"{total} kills ({by}); {self.completed} saves outlived their kill point; outcomes "
-            f"{dict(self.outcomes)}; {len(self.findings)} findings"
+            f"{dict(self.outcomes)}; leftovers check saw after the kills {dict(self.leftovers)}; "
+            f"{len(self.findings)} findings"
         )
 
 
@@ -347,6 +366,7 @@ def kill_rounds(
             tally.findings.append(f"round {i} {scenario}/{point}: saved in part")
         if code == 0 and outcome != "saved":
             tally.findings.append(f"round {i} {scenario}/{point}: the save returned but is gone")
+        check_after_kill(f"round {i} {scenario}/{point}", tally)
         assert not tally.findings, tally.findings
         _remove_inputs(source)
     return tally
@@ -425,5 +445,6 @@ def kill_migrations(instance: Any, kills: int, seed: int = 0, tally: Tally | Non
         after = audit(instance, checked)
         if after.rows != before.rows or after.missing or after.corrupt:
             tally.findings.append(f"round {i} migration/{point}: artifacts changed: {after}")
+        check_after_kill(f"round {i} migration/{point}", tally)
         assert not tally.findings, tally.findings
     return tally

@@ -4,8 +4,10 @@ Each round forks a child that saves (a 9 MB file, a bulk save of 20 files, a fol
 or migrates, and kills it at a random one of its real events: a write of the copy, an fsync,
 the publish of the object, before or after a commit, a SQL statement of a migration, or a
 random moment (see ``crash_harness.py``). After every kill, every artifact row has its object
-with its hash, a round is saved whole or not at all, and a save that returned is there; after
-a killed migration the next connect finishes it. ``scripts/crash_soak.py`` runs thousands.
+with its hash, ``ln.check()`` finds nothing but temp files and never-committed objects (which
+``check --repair --yes`` removes), a round is saved whole or not at all, and a save that returned
+is there; after a killed migration the next connect finishes it. ``scripts/crash_soak.py`` runs
+thousands.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def test_killed_saves_leave_every_row_with_its_bytes(instance, tmp_path: Path, s
     # every kind of point was hit, and some saves were killed before and some after the commit
     assert {k.split("/")[1] for k in tally.kills} >= {"copy", "publish", "before_commit", "timer"}
     assert tally.outcomes["absent"] > 0 and tally.outcomes["saved"] > 0
-    # the next save in a fresh process works, and what was saved loads
+    # what the kills left, check removes; then a full rehash finds every object intact
+    assert tally.leftovers["temp_file"] > 0 and tally.leftovers["stray_object"] > 0
+    assert ln.check(repair=True, yes=True).ok
+    final = ln.check(rehash=True)
+    assert final.ok, final.findings
+    # the next save works, and what was saved loads
     path = tmp_path / "after.txt"
     path.write_text("after the kills")
     assert ln.Artifact(path, key="after.txt").save().load() == "after the kills"
