@@ -25,7 +25,6 @@ import numbers
 from typing import Any
 
 from biolake.core.instance import Instance
-from biolake.storage.hashing import hash_path
 
 
 class NotReusable(Exception):
@@ -100,8 +99,12 @@ def _returned(model: Any, instance: Instance, value: Any) -> Any:
 
 
 def _intact(instance: Instance, artifact: Any) -> bool:
+    """Whether the artifact's object still holds its bytes: one ``stat`` against its recorded
+    fingerprint, a full hash only when that changed (or none was recorded)."""
     try:
-        path = instance.storage.local_path(artifact.storage_key)
-        return bool(hash_path(path) == artifact.hash)
+        check = instance.storage.check(
+            artifact.storage_key, artifact.hash, artifact.storage_fingerprint
+        )
     except (OSError, ValueError):
         return False
+    return bool(check.intact)
