@@ -188,6 +188,13 @@ def test_filters_refuse_nan(new_run: Any, key: str) -> None:
         ln.Run.filter(**{key: value}).count()
 
 
+def test_infinite_filter_bounds_are_fine(new_run: Any) -> None:
+    run = new_run()
+    run.features.add_values({"x": -1e308, "xs": [1e308]})
+    assert ln.Run.filter(x__lt=math.inf).count() == 1 and ln.Run.filter(x__gt=-math.inf).count()
+    assert ln.Run.filter(xs__lt=math.inf).count() == 1 and ln.Run.filter(x=math.inf).count() == 0
+
+
 @pytest.mark.parametrize("params", [{"z": math.nan}, {"z": [math.inf]}, {"z": {"a": -math.inf}}])
 def test_params_refuse_nan_and_infinity(new_run: Any, params: dict[str, Any]) -> None:
     """Refused at construction and on assignment: a NaN row used to break every params filter
