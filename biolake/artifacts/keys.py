@@ -95,6 +95,12 @@ def key_lookup(lookup: str, value: Any) -> tuple[str, Any]:
     return lookup, nfc
 
 
+def stored_form(key: Any) -> Any:
+    """``key`` in NFC, as keys are stored, without validating it (an unsaved artifact's key
+    was validated by the constructor, or is one of biolake's own under ``.biolake/``)."""
+    return _nfc(key)
+
+
 def _nfc(value: Any) -> Any:
     if not isinstance(value, str) or not _is_text(value):
         return value  # the query layer says what is wrong with it

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from biolake.artifacts.keys import key_lookup, validate_key
+from biolake.artifacts.keys import key_lookup, stored_form, validate_key
 from biolake.artifacts.loaders import load, open_artifact, suffix_of
 from biolake.artifacts.versioning import (
     STEM_LENGTH,
@@ -173,15 +173,15 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def _fixed_once_saved(self, name: str, value: Any) -> Any:
         """What identifies stored content never changes on a saved artifact: refused when set,
         so the next write cannot flush it either."""
-        if name == "key" and value is not None:
-            value = validate_key(value)  # in NFC, as keys are stored
+        if name == "key":
+            value = stored_form(value)  # in NFC, as keys are stored
         state = sa_inspect(self)
         if state.key is None or state.dict.get(name) == value:  # not saved yet, or no change
             return value
         if name == "key":  # a rename: save() renames every version (see _rename_versions)
             if value is None:
                 raise ValidationError("A saved artifact's key cannot be removed (set to None).")
-            _check_key_suffix(value, self.suffix, "the stored file")
+            _check_key_suffix(validate_key(value), self.suffix, "the stored file")
             return value
         raise ValidationError(f"Artifact.{name} is set by biolake when saving; it cannot change.")
 
