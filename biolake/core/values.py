@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from biolake.errors import ValidationError
+
 INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -76,3 +78,43 @@ def check_int64(value: int) -> int:
     if not fits_int64(value):
         raise DtypeError(f"{value} is outside the 64-bit integer range (-2**63 .. 2**63 - 1)")
     return value
+
+
+def signless_zero(value: float) -> float:
+    """``0.0`` for ``-0.0``: SQLite stores -0.0 as 0.0 and PostgreSQL keeps its sign, so biolake
+    stores 0.0 on both (they compare equal anyway)."""
+    return 0.0 if value == 0 else value
+
+
+def signless_zeros(value: Any) -> Any:
+    """A JSON value with every ``-0.0`` inside it made ``0.0`` (PostgreSQL's jsonb drops the
+    sign, JSON text keeps it): the same value back on both backends."""
+    if isinstance(value, float):
+        return signless_zero(value)
+    if isinstance(value, dict):
+        return {k: signless_zeros(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [signless_zeros(v) for v in value]
+    return value
+
+
+def checked_params(params: Any) -> dict[str, Any] | None:
+    """``params`` as stored: a dict with str keys of JSON values, ``-0.0`` made ``0.0``.
+
+    NaN and infinity are refused: they are not JSON, PostgreSQL refuses them, and on SQLite one
+    such row made every ``params__…`` filter fail ("malformed JSON").
+    Example: ``checked_params({"lr": 0.01})`` is ``{"lr": 0.01}``.
+    """
+    if params is None:
+        return None
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise ValidationError(f"params must be a dict with str keys, not {params!r}.")
+    for name, value in params.items():
+        problem = json_problem(value)
+        if problem is not None:
+            raise ValidationError(
+                f"params[{name!r}] = {short(value)} is not JSON (str, int, float, bool, None, "
+                f"lists and dicts with str keys of them; no NaN or infinity): it holds {problem}. "
+                "Store it as a string, or as an artifact and pass its uid."
+            )
+    return {name: signless_zeros(value) for name, value in params.items()}

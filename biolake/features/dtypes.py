@@ -8,9 +8,11 @@ A dtype is written as a string and stored on the feature:
 ``parse_dtype`` also accepts the Python types (``int``, ``datetime.date``, ``list[str]`` …) and a
 Record type object. Values are validated strictly, with two documented conveniences: ISO strings
 are accepted for ``date`` and ``datetime``, and ints are accepted for ``float`` when the float
-holds them exactly. Naive datetimes are taken as UTC; values come back as aware UTC datetimes.
-numpy scalars are accepted as the Python values they stand for; a float32 or float16 counts as
-its shortest decimal form (``np.float32(0.55)`` is 0.55), in stored values and in filters alike.
+holds them exactly. A naive datetime comes back naive, an aware one at the same instant with
+its UTC offset; naive values compare as UTC wall time (see ``features.datetimes``). ``-0.0`` is
+stored as ``0.0`` (in float features and in dicts); NaN and infinity are refused. numpy scalars
+are accepted as the Python values they stand for; a float32 or float16 counts as its shortest
+decimal form (``np.float32(0.55)`` is 0.55), in stored values and in filters alike.
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from biolake.core.values import DtypeError, check_int64, fits_int64
+from biolake.core.values import (
+    DtypeError,
+    check_int64,
+    fits_int64,
+    signless_zero,
+    signless_zeros,
+)
 from biolake.errors import did_you_mean
+from biolake.features.datetimes import as_utc
 from biolake.features.models import models
 
 SCALAR_KINDS = ("int", "float", "bool", "str", "date", "datetime", "dict")
@@ -170,7 +179,7 @@ def _check_float(value: Any) -> float:
     result = as_float(value)
     if not math.isfinite(result):
         raise DtypeError("expected a finite float (NaN and infinity are not stored)")
-    return result
+    return signless_zero(result)
 
 
 def as_float(value: numbers.Real) -> float:
@@ -242,18 +251,15 @@ def _check_datetime(value: Any) -> dt.datetime:
             ) from None
     if not isinstance(value, dt.datetime):
         raise DtypeError("expected a datetime")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError:
-        raise DtypeError("expected a datetime within years 1-9999 in UTC") from None
+    as_utc(value)  # an aware value must have an instant in years 1-9999
+    return value
 
 
 def _check_dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DtypeError("expected dict")
     _check_json(value, depth=1)
+    value = signless_zeros(value)
     size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     if size > MAX_DICT_BYTES:
         raise DtypeError(
@@ -321,10 +327,12 @@ def query_value(kind: str, value: Any) -> Any:
             return check_int64(int(value))
         if isinstance(value, numbers.Real):
             if math.isnan(value):
-                raise DtypeError("cannot compare with NaN")
-            return as_float(value)
-    if kind == "datetime" and type(value) is dt.date:
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+                raise DtypeError("cannot compare with NaN (NaN is never stored)")
+            return signless_zero(as_float(value))
+    if kind == "datetime":
+        if type(value) is dt.date:
+            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        return as_utc(check_scalar(kind, value))
     if kind == "str" and isinstance(value, str):
         check_text(value)
         return value  # a long query string is fine: it matches nothing

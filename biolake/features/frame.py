@@ -3,7 +3,8 @@
 All requested values are read with one query (restricted to the QuerySet's rows by a subquery
 and to the value columns in use), fetched as raw driver tuples, and split into columns with
 numpy: no per-feature round trip, no per-row Python object beyond the driver's tuple.
-Columns: int -> Int64, float -> float64, bool -> boolean, datetime -> datetime64[UTC]; str,
+Columns: int -> Int64, float -> float64, bool -> boolean, datetime -> datetime64[UTC] (naive
+datetime64 when every value in it is naive); str,
 categorical (record names), date, dict and list values are Python objects. Missing values are
 ``pd.NA`` (NaN in float64 columns, NaT in datetime columns). ``include="features"`` adds every
 feature with a value on at least one row; a list of names adds exactly those columns.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 
 from biolake.errors import InvalidArgument, did_you_mean
+from biolake.features.datetimes import NAIVE, OFFSET_COLUMN
 from biolake.features.models import models
 from biolake.features.values import EMPTY_LIST_IDX, FeatureInfo, load_features
 from biolake.query.frames import fetch_raw
@@ -67,7 +69,9 @@ def _read(
 
     if not infos or len(index) == 0:
         return {}
-    used = list(dict.fromkeys(i.column for i in infos))
+    # value_datetime first: a datetime's row also holds its offset in value_int, which the
+    # SQLite coalesce below must not take for the value.
+    used = sorted(dict.fromkeys(i.column for i in infos), key=lambda c: c != "value_datetime")
     records = Record.__table__
     values = [records.c.name if c == "record_id" else table.c[c] for c in used]
     has_lists = any(i.dtype.is_list for i in infos)
@@ -82,7 +86,8 @@ def _read(
         values = [func.coalesce(*values)]
     else:
         position = {c: i for i, c in enumerate(used)}
-    stmt = select(table.c.host_id, table.c.feature_id, table.c.idx, *values)
+    offsets = [table.c[OFFSET_COLUMN]] if "value_datetime" in used else []
+    stmt = select(table.c.host_id, table.c.feature_id, table.c.idx, *values, *offsets)
     if "record_id" in used:
         stmt = stmt.outerjoin(records, records.c.id == table.c.record_id)
     stmt = stmt.where(
@@ -101,7 +106,11 @@ def _read(
         mask = features == info.id
         if mask.any():
             raw = cols[3 + position[info.column]][mask]
-            result[info.name] = _series(info, hosts[mask], idx[mask], raw, index)
+            if info.dtype.kind == "datetime":
+                marks = cols[-1][mask]
+                result[info.name] = _datetime_series(hosts[mask], raw, marks, index)
+            else:
+                result[info.name] = _series(info, hosts[mask], idx[mask], raw, index)
     return result
 
 
@@ -116,8 +125,6 @@ def _series(info: FeatureInfo, hosts: Any, idx: Any, raw: Any, index: Any) -> pd
             if position != EMPTY_LIST_IDX:
                 items.append(_convert(kind, [value])[0])
         series: Any = pd.Series(lists, dtype=object)
-    elif kind == "datetime":  # missing: NaT
-        return pd.Series(pd.to_datetime(list(raw), utc=True), index=hosts).reindex(index)
     else:
         series = pd.Series(_convert(kind, raw), index=hosts, dtype=object)
         dtype = PANDAS_DTYPES.get(kind)
@@ -125,6 +132,17 @@ def _series(info: FeatureInfo, hosts: Any, idx: Any, raw: Any, index: Any) -> pd
             return series.reindex(index).astype(dtype)
     # Object columns (str, categories, dates, dicts, lists): pd.NA, not reindex's NaN.
     return series.reindex(index, fill_value=pd.NA)
+
+
+def _datetime_series(hosts: Any, raw: Any, marks: Any, index: Any) -> pd.Series:
+    """datetime64[ns, UTC]; naive (datetime64[ns], UTC wall time) when every value is naive, as
+    a column cannot mix them. Missing: NaT."""
+    import pandas as pd
+
+    instants = pd.to_datetime(list(raw), utc=True)
+    if all(mark == NAIVE for mark in marks):
+        instants = instants.tz_localize(None)
+    return pd.Series(instants, index=hosts).reindex(index)
 
 
 def _convert(kind: str, raw: Any) -> Any:

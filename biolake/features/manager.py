@@ -10,7 +10,7 @@ Semantics (documented in docs/records_features.md):
   feature that already has one replaces it.
 - ``add(feature)`` links a feature without a value and keeps existing values.
 - ``get_values()`` returns ``{name: value}`` for features that have a value; categorical values
-  come back as record names, datetimes as aware UTC datetimes.
+  come back as record names, naive datetimes naive, aware ones with their UTC offset.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from biolake.features.values import (
     feature_names,
     load_features,
     read,
+    set_stored_value,
     stored_value,
     value_table,
 )
@@ -228,7 +229,7 @@ class FeatureManager:
         result: dict[str, tuple[str, Any]] = {}
         for row in read(instance, stmt):
             info = FeatureInfo(row[0], row[1], row[2], Dtype.from_string(row[2], row[3]))
-            value = row[-1] if info.column == "record_id" else stored_value(info, row, info.column)
+            value = row[-1] if info.column == "record_id" else stored_value(info, row)
             _collect(result, info, row.idx, value)
         return result
 
@@ -309,7 +310,7 @@ def _rows(
             if info.dtype.kind == "cat":
                 categories.append((row, info, item))
             else:
-                row[info.column] = int(item) if info.dtype.kind == "bool" else item
+                set_stored_value(row, info, item)
     errors += _resolve_categories(instance, categories)
     if errors:
         raise ValidationError("Nothing was stored: " + "; ".join(errors) + ".")

@@ -7,7 +7,9 @@
     value_int                       int and bool (0/1) features
     value_float                     float features
     value_str                       str features (PostgreSQL collation "C": code-point order)
-    value_date, value_datetime      date and datetime (UTC) features
+    value_date, value_datetime      date and datetime (the instant in UTC) features; a
+                                    datetime's value_int holds its UTC offset or marks it
+                                    naive (``features.datetimes``)
     value_json                      dict features
     record_id                       categorical features (the record)
 
@@ -45,6 +47,7 @@ from sqlalchemy import (
 
 from biolake.core.schema.base import Base, UTCDateTime
 from biolake.core.values import text_problem
+from biolake.features import datetimes
 from biolake.features.dtypes import Dtype
 from biolake.features.models import models
 
@@ -191,9 +194,20 @@ def blank_row(host_id: int, feature_id: int, idx: int = 0) -> dict[str, Any]:
     return row
 
 
-def stored_value(info: FeatureInfo, row: Any, col: str = "") -> Any:
-    """The Python value of a row's column for ``info``'s kind (bools are stored as 0/1)."""
-    value = row if not col else getattr(row, col)
+def stored_value(info: FeatureInfo, row: Any) -> Any:
+    """The Python value a value row holds for ``info``'s kind (bools are stored as 0/1,
+    datetimes as an instant and an offset)."""
+    value = getattr(row, info.column)
     if value is not None and info.dtype.kind == "bool":
         return bool(value)
+    if info.dtype.kind == "datetime":
+        return datetimes.join(value, getattr(row, datetimes.OFFSET_COLUMN))
     return value
+
+
+def set_stored_value(row: dict[str, Any], info: FeatureInfo, item: Any) -> None:
+    """Put a checked value into the columns of a value row (see :func:`stored_value`)."""
+    if info.dtype.kind == "datetime":
+        row[info.column], row[datetimes.OFFSET_COLUMN] = datetimes.split(item)
+    else:
+        row[info.column] = int(item) if info.dtype.kind == "bool" else item

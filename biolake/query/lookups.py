@@ -143,6 +143,7 @@ def condition(
         if name == "visibility":
             _check_visibility(lookup, value)
         model._check_lookup_value(name, lookup, value)
+        lookup, value = model._lookup_value(name, lookup, value)
         return apply_lookup(column, lookup, value, dialect)
     extra = model._resolve_extra(entity, parts, value, dialect)
     if extra is not None:

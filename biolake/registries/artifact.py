@@ -27,7 +27,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from biolake.artifacts.integrity import checked_path
-from biolake.artifacts.keys import validate_key
+from biolake.artifacts.keys import key_lookup, stored_form, validate_key
 from biolake.artifacts.loaders import load, open_artifact, suffix_of
 from biolake.artifacts.versioning import (
     STEM_LENGTH,
@@ -143,7 +143,8 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
             )
         suffix = _storable_suffix(source)
         if key is not None:
-            _check_key_suffix(validate_key(key), suffix, repr(os.path.basename(source)))
+            key = validate_key(key)
+            _check_key_suffix(key, suffix, repr(os.path.basename(source)))
         if run is not None:
             _check_run(run)
         fields: dict[str, Any] = {"suffix": suffix, "kind": "folder" if is_dir else "file"}
@@ -176,6 +177,8 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
     def _fixed_once_saved(self, name: str, value: Any) -> Any:
         """What identifies stored content never changes on a saved artifact: refused when set,
         so the next write cannot flush it either."""
+        if name == "key":
+            value = stored_form(value)  # in NFC, as keys are stored
         state = sa_inspect(self)
         if state.key is None or state.dict.get(name) == value:  # not saved yet, or no change
             return value
@@ -354,6 +357,11 @@ class Artifact(Searchable, HasFeatures, CreatedBy, Registry):
         if uid is None and "key" in lookups and not {"is_latest", "version"} & set(lookups):
             lookups = {**lookups, "is_latest": True}
         return cls.objects().get(uid, **lookups)
+
+    @classmethod
+    def _lookup_value(cls, name: str, lookup: str, value: Any) -> tuple[str, Any]:
+        """Keys are compared in NFC, as they are stored (see ``artifacts.keys.key_lookup``)."""
+        return key_lookup(lookup, value) if name == "key" else (lookup, value)
 
     @classmethod
     def _check_lookup_value(cls, name: str, lookup: str, value: Any) -> None:

@@ -115,6 +115,12 @@ class Registry(Base):
         """Raise InvalidArgument for a field value that can only be a mistake (no rows)."""
 
     @classmethod
+    def _lookup_value(cls, name: str, lookup: str, value: Any) -> tuple[str, Any]:
+        """The lookup and value compared with field ``name``, in the form the field is stored
+        in (Artifact keys: NFC); by default unchanged."""
+        return lookup, value
+
+    @classmethod
     def _filter_names(cls) -> list[str]:
         """Every name ``filter`` accepts as the first part of a key (for suggestions)."""
         mapper = sa_inspect(cls)

@@ -7,10 +7,11 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Float, ForeignKey, Index, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from biolake.core.log import logger
 from biolake.core.schema.base import JSONType, UTCDateTime, utcnow
+from biolake.core.values import checked_params
 from biolake.features.manager import HasFeatures
 from biolake.registries import lineage
 from biolake.registries.base import Registry
@@ -93,6 +94,12 @@ class Run(HasFeatures, CreatedBy, Registry):
         initiated_by_run: Run | None = None,
     ) -> None:
         super().__init__(transform=transform, params=params, initiated_by_run=initiated_by_run)
+
+    @validates("params")
+    def _check_params(self, _key: str, params: Any) -> dict[str, Any] | None:
+        """Also when set later (``run.params = {...}``): NaN on SQLite broke every params
+        filter."""
+        return checked_params(params)
 
     @classmethod
     def mark_crashed(cls) -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -53,6 +54,7 @@ from sqlalchemy import (
 )
 
 from biolake.core.schema.search_index import TRGM_SCHEMA_QUERY
+from biolake.core.values import text_problem
 from biolake.errors import BiolakeError, InstanceError, InvalidArgument, suggestion
 from biolake.query.queryset import QuerySet
 
@@ -127,8 +129,9 @@ def _normalize(query: Any) -> str:
     q = " ".join(query.lower().split())
     if len(q) > MAX_QUERY_LENGTH:
         raise InvalidArgument(f"Search queries are at most {MAX_QUERY_LENGTH} characters.")
-    if "\x00" in q:
-        raise InvalidArgument("Search queries must not contain NUL characters.")
+    problem = text_problem(q)
+    if problem is not None:
+        raise InvalidArgument(f"Search query {query!r} contains {problem}: remove it.")
     return q
 
 
@@ -300,9 +303,23 @@ def _postgres_match(model: Any, q: str, schema: str) -> tuple[Any, Any]:
 def _prefix_match(model: Any, q: str, dialect: str) -> Any:
     """Values of the first field starting with ``q``: a range on the ``lower(field)`` index."""
     first = func.lower(getattr(model, model._search_fields[0]))
-    if dialect == "sqlite":  # BINARY order: every value with prefix q sorts in [q, q+1)
-        return (first >= q) & (first < q[:-1] + chr(ord(q[-1]) + 1))
+    if dialect == "sqlite":  # BINARY order: every value with prefix q sorts in [q, next)
+        upper = prefix_successor(q)
+        return (first >= q) & (first < upper) if upper is not None else first >= q
     return first.like(_like_escape(q) + "%")  # text_pattern_ops index
+
+
+def prefix_successor(q: str) -> str | None:
+    """The first string after every string that starts with ``q``, in code-point order (that
+    of UTF-8 bytes), or None when there is none ("\U0010ffff" is the last code point).
+    Surrogates are skipped: they are not text, and no value holds one."""
+    stem = q.rstrip(chr(sys.maxunicode))
+    if not stem:
+        return None
+    following = ord(stem[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:
+        following = 0xE000
+    return stem[:-1] + chr(following)
 
 
 def _like_escape(q: str) -> str:

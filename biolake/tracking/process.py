@@ -25,12 +25,12 @@ from typing import Any
 from biolake.core.connect import current_instance
 from biolake.core.instance import Instance
 from biolake.core.log import logger
+from biolake.core.values import checked_params
 from biolake.errors import TrackingError
 from biolake.tracking import context, run_files
 from biolake.tracking.report import Report
 from biolake.tracking.runs import (
     Models,
-    checked_params,
     end_run,
     mark_crashed,
     new_run,

@@ -24,7 +24,8 @@ from biolake.core.inserts import insert_new
 from biolake.core.instance import Instance
 from biolake.core.log import logger
 from biolake.core.schema.base import utcnow
-from biolake.errors import IntegrityError, ValidationError
+from biolake.core.values import checked_params
+from biolake.errors import IntegrityError
 from biolake.storage.hashing import hash_bytes
 from biolake.tracking import heartbeat, run_files
 from biolake.tracking.git import GitState, start_git_state
@@ -182,22 +183,6 @@ def end_run(
     for name, value in values.items():  # what the object says, without another write
         set_committed_value(run, name, value)
     return True
-
-
-def checked_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
-    if params is None:
-        return None
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        raise ValidationError(f"params must be a dict with str keys, not {params!r}.")
-    for name, value in params.items():
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError):
-            raise ValidationError(
-                f"params[{name!r}] = {value!r} is not JSON (str, int, float, bool, None, lists "
-                "and dicts of them): store it as a string, or as an artifact and pass its uid."
-            ) from None
-    return params
 
 
 def _project(model: Any, name: str) -> Any:

@@ -24,7 +24,7 @@ OFFSETS = st.builds(
 DATETIMES = st.datetimes(
     min_value=dt.datetime(2, 1, 1),
     max_value=dt.datetime(9998, 12, 31),
-    timezones=st.none() | st.just(UTC) | OFFSETS,
+    timezones=st.none() | st.just(UTC) | OFFSETS | st.timezones(),
 )
 KEYS = st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True).filter(lambda k: k not in LOOKUPS)
 JSON_SCALARS = st.none() | st.booleans() | INT64 | FLOATS | TEXT
@@ -57,11 +57,16 @@ def expected(dtype: str, value: Any) -> Any:
     """What get_values returns for a stored ``value``."""
     if dtype == "float":
         return float(value)
-    if dtype == "datetime":
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if dtype.startswith("list["):
         return [float(v) for v in value] if dtype == "list[float]" else list(value)
     return value
+
+
+def comparable(dtype: str, value: Any) -> Any:
+    """What filters compare: a naive datetime counts as UTC wall time."""
+    if dtype == "datetime" and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return expected(dtype, value)
 
 
 def _new_run() -> Any:
@@ -90,6 +95,9 @@ def test_round_trip_and_found_by_filter(setup_features: None, dtype: str, data: 
     got = run.features.get_values()[name]
     assert got == expected(dtype, value)
     assert type(got) is type(expected(dtype, value))
+    if dtype == "datetime":  # naive stays naive; aware is the same instant at the same offset
+        assert (got.tzinfo is None) == (value.tzinfo is None)
+        assert got.utcoffset() == value.utcoffset()
     mine = ln.Run.filter(id=run.id)
     if dtype == "dict":
         for key, item in value.items():
@@ -141,13 +149,13 @@ def test_comparisons_agree_with_python(setup_features: None, dtype: str, data: A
     for value in values:
         run = _new_run()
         run.features.add_values({name: value})
-        runs.append((run.id, expected(dtype, value)))
+        runs.append((run.id, comparable(dtype, value)))
     ours = ln.Run.filter(id__in=[run_id for run_id, _ in runs])
-    target = expected(dtype, pivot)
+    target = comparable(dtype, pivot)
     for lookup, op in OPS.items():
         want = sorted(run_id for run_id, value in runs if op(value, target))
         got = sorted(r.id for r in ours.filter(**{f"{name}__{lookup}": pivot}))
         assert got == want, (lookup, pivot)
     subset = values[: len(values) // 2 + 1]
-    want = sorted(i for i, v in runs if v in [expected(dtype, s) for s in subset])
+    want = sorted(i for i, v in runs if v in [comparable(dtype, s) for s in subset])
     assert sorted(r.id for r in ours.filter(**{f"{name}__in": subset})) == want

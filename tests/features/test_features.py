@@ -165,6 +165,7 @@ def test_invalid_feature_names(instance, name: Any) -> None:
 # --- annotating --------------------------------------------------------------------------------
 
 MICRO = dt.datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+PLUS_2 = dt.timezone(dt.timedelta(hours=2))
 NESTED = {"a": {"b": [1, 2.5, None, True]}, "c": "x"}
 ROUND_TRIPS = [
     ("int", 42, 42),
@@ -179,8 +180,8 @@ ROUND_TRIPS = [
     ("date", dt.date(2025, 10, 31), dt.date(2025, 10, 31)),
     ("date", "2025-10-31", dt.date(2025, 10, 31)),
     ("datetime", MICRO, MICRO),
-    ("datetime", dt.datetime(2025, 1, 2, 3, 4), dt.datetime(2025, 1, 2, 3, 4, tzinfo=UTC)),
-    ("datetime", "2025-01-02T05:04:00+02:00", dt.datetime(2025, 1, 2, 3, 4, tzinfo=UTC)),
+    ("datetime", dt.datetime(2025, 1, 2, 3, 4), dt.datetime(2025, 1, 2, 3, 4)),  # stays naive
+    ("datetime", "2025-01-02T05:04:00+02:00", dt.datetime(2025, 1, 2, 5, 4, tzinfo=PLUS_2)),
     ("dict", NESTED, NESTED),
     ("dict", {"big": 1e300, "small": 5e-324}, {"big": 1e300, "small": 5e-324}),
     ("dict", {}, {}),
@@ -198,8 +199,8 @@ def test_values_round_trip(host: Host, dtype: str, value: Any, expected: Any) ->
     obj.features.add_values({"f": value})
     got = obj.features.get_values()["f"]
     assert got == expected and type(got) is type(expected)
-    if isinstance(expected, dt.datetime):
-        assert got.tzinfo is not None
+    if isinstance(expected, dt.datetime):  # naive stays naive, aware keeps its offset
+        assert got.tzinfo == expected.tzinfo and got.utcoffset() == expected.utcoffset()
 
 
 def test_numpy_values(host: Host) -> None:

@@ -137,6 +137,88 @@ def test_bad_queries(instance: Any) -> None:
         ln.Record.search("x" * 201)
 
 
+LAST = "\U0010ffff"  # the last code point
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        (LAST, [LAST, LAST + "z"]),  # a prefix with no successor code point
+        ("a" + LAST, ["a" + LAST, "a" + LAST + "b"]),
+        (LAST * 2, []),
+        ("\ud7ff", ["\ud7ffx"]),  # the next code point would be a surrogate
+        ("k" + LAST + "m", ["k" + LAST + "m"]),
+    ],
+)
+def test_queries_at_the_end_of_unicode(instance: Any, query: str, found: list[str]) -> None:
+    for name in [
+        LAST,
+        LAST + "z",
+        "a" + LAST,
+        "a" + LAST + "b",
+        "\ud7ffx",
+        "\ue000",
+        "k" + LAST + "m",
+    ]:
+        ln.Record(name=name).save()
+    assert sorted(names(ln.Record.search(query))) == found
+
+
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [
+        ("!!!", "wow!!!"),
+        ('"', '"hi" she said'),  # one or two characters: a prefix of the name
+        ('"hi', '"hi" she said'),  # a prefix ranks before 'say "hi"'
+        ('hi"', 'say "hi"'),
+        ("*", "*star"),
+        ("sta*", None),
+        ("NEAR(a b)", "NEAR(a b)"),
+        ("a AND b", "a AND b"),
+        ("AND", "a AND b"),
+        ("col:abc", "col:abc"),
+        ("^x", "^x"),
+        ("{a}", "{a}"),
+        ("-", "-flag"),
+        ("-b", None),
+        ("\u0301", "\u0301x"),  # a combining accent alone
+        ("e\u0301", "e\u0301"),
+        ("\ufeff", None),
+        ("x" * 200, None),
+    ],
+)
+def test_odd_queries_are_plain_text(instance: Any, query: str, first: str | None) -> None:
+    """Punctuation, FTS syntax and odd characters are text to find, on both backends."""
+    for name in ["wow!!!", 'say "hi"', "*star", "NEAR(a b)", "a AND b", "col:abc", "^x", "{a}"]:
+        ln.Record(name=name).save()
+    for name in ["a-b", "-flag", '"hi" she said', "\u0301x", "e\u0301", "plain"]:
+        ln.Record(name=name).save()
+    found = names(ln.Record.search(query))
+    if first is None:  # what is found does not start with the query (nothing does)
+        assert not any(name.lower().startswith(query.lower()) for name in found)
+    else:
+        assert found[0] == first
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("\ud800", "lone surrogate"),
+        ("ab\udfffcd", "lone surrogate"),
+        ("a\x00b", "NUL"),
+        ("\x00", "NUL"),
+        ("x" * 201, "at most 200"),
+        ("\t\n ", "non-empty string"),
+        (b"abc", "non-empty string"),
+        (None, "non-empty string"),
+    ],
+)
+def test_queries_no_database_can_take_are_refused(instance: Any, query: Any, message: str) -> None:
+    ln.Record(name="abc").save()
+    with pytest.raises(InvalidArgument, match=message):
+        ln.Record.search(query)
+
+
 def test_feature_and_project_search(instance: Any) -> None:
     ln.Feature(name="read_count", dtype=int, description="reads after QC").save()
     ln.Feature(name="gc_content", dtype=float).save()
