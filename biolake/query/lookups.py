@@ -119,6 +119,12 @@ def condition(
             f"{key}={short_repr(value)}: NaN is equal to nothing, so this would match no row. "
             "To find missing values, use __isnull=True."
         )
+    lookup = key.rsplit("__", 1)[-1] if "__" in key else "exact"
+    if value is None and lookup in LOOKUPS and lookup not in ("exact", "iexact", "isnull"):
+        raise InvalidArgument(
+            f"{key}=None: None has no order and holds no text, so it compares with nothing. "
+            "To find missing values, use __isnull=True."
+        )
     if key.endswith("__isnull") and not isinstance(value, bool):
         raise InvalidArgument(f"{key} takes True or False, not {short_repr(value)}.")
     entity = model if entity is None else entity
@@ -152,7 +158,9 @@ def condition(
 
 
 def _holds_nan(value: Any) -> bool:
-    if isinstance(value, float | decimal.Decimal):
+    if isinstance(value, decimal.Decimal):
+        return value.is_nan()  # also a signalling NaN, which refuses to be compared at all
+    if isinstance(value, float):
         return value != value  # NaN is the one value not equal to itself
     if isinstance(value, list | tuple | set | frozenset):
         return any(_holds_nan(v) for v in value)
@@ -357,6 +365,12 @@ def _json_condition(column: Any, rest: list[str], value: Any, dialect: str) -> A
     if lookup == "isnull":
         present = json_value(column, path, "any", dialect)
         return present.is_(None) if value else present.is_not(None)
+    scalars = value if lookup in ("in", "range") and isinstance(value, list | tuple) else [value]
+    if any(isinstance(v, list | tuple | set | frozenset | dict) for v in scalars):
+        raise InvalidArgument(
+            f"{column.key}__{'__'.join(rest)}={short_repr(value)}: a JSON value is compared "
+            "with a number, string or bool (or None; a list only with __in or __range)."
+        )
     if lookup in ORDERED and _holds(value, bool):
         raise InvalidArgument(
             f"{column.key}__{'__'.join(rest)}={short_repr(value)}: true and false have no order; "
