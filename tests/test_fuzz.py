@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import biolake as ln
-from biolake.errors import BiolakeError, InvalidArgument
+from biolake.errors import BiolakeError, InvalidArgument, ValidationError
 
 EXAMPLES = int(os.environ.get("BIOLAKE_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
@@ -356,3 +356,31 @@ def test_nan_and_huge_numbers_in_filters_are_refused_with_our_errors(populated: 
     with pytest.raises(InvalidArgument, match="outside the 64-bit integer range"):
         ln.Artifact.filter(size__gt=2**64).count()
     assert ln.Artifact.filter(size__lt=math.inf).count() == 1  # infinity is a bound, and fine
+
+
+FOUND = [  # (registry, filter kwargs): each once escaped as a raw driver or SQLAlchemy error
+    ("Artifact", {"\ud800__exact": None}),
+    ("Artifact", {"key__gt": None}),
+    ("Artifact", {"key__startswith": None}),
+    ("Artifact", {"\ud800": 1}),
+    ("Run", {"params__regex": (0, None)}),
+    ("Run", {"params__a": {"b": 1}}),
+    ("Run", {"params__exact": decimal.Decimal("sNaN")}),
+    ("Artifact", {"feature_x__a": decimal.Decimal("sNaN")}),
+]
+
+
+@pytest.mark.parametrize(("registry", "kwargs"), FOUND)
+def test_what_fuzzing_found_raises_invalid_argument(
+    populated: Any, registry: str, kwargs: dict
+) -> None:
+    with pytest.raises(InvalidArgument):
+        getattr(ln, registry).filter(**kwargs).count()
+
+
+def test_non_json_params_raise_validation_error(populated: Any) -> None:
+    transform = ln.Transform.get(key="fuzz.py")
+    for params in (b"", {"a": b""}, {"a": {1: 2}}, {"a": {"b": math.inf}}):
+        with pytest.raises(ValidationError):
+            ln.Run(transform=transform, params=params).save()
+    assert ln.Run.filter(transform=transform).count() == 1  # only the populated one
