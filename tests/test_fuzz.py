@@ -367,6 +367,14 @@ FOUND = [  # (registry, filter kwargs): each once escaped as a raw driver or SQL
     ("Run", {"params__a": {"b": 1}}),
     ("Run", {"params__exact": decimal.Decimal("sNaN")}),
     ("Artifact", {"feature_x__a": decimal.Decimal("sNaN")}),
+    ("Artifact", {"key__gt": False}),
+    ("Artifact", {"key__in": (dt.datetime(2000, 1, 1), False)}),
+    ("Artifact", {"key__in": (b"", False)}),
+    ("Artifact", {"key__in": (0.0, uuid.UUID(int=1))}),
+    ("Artifact", {"is_latest__in": (False, -1)}),
+    ("Run", {"started_at__in": (None, "")}),
+    ("Run", {"started_at__contains": ""}),
+    ("Record", {"name": "\ud800"}),
 ]
 
 

@@ -119,12 +119,6 @@ def condition(
             f"{key}={short_repr(value)}: NaN is equal to nothing, so this would match no row. "
             "To find missing values, use __isnull=True."
         )
-    lookup = key.rsplit("__", 1)[-1] if "__" in key else "exact"
-    if value is None and lookup in LOOKUPS and lookup not in ("exact", "iexact", "isnull"):
-        raise InvalidArgument(
-            f"{key}=None: None has no order and holds no text, so it compares with nothing. "
-            "To find missing values, use __isnull=True."
-        )
     if key.endswith("__isnull") and not isinstance(value, bool):
         raise InvalidArgument(f"{key} takes True or False, not {short_repr(value)}.")
     entity = model if entity is None else entity
@@ -135,6 +129,7 @@ def condition(
     if name in mapper.relationships:
         return _relation_condition(entity, mapper.relationships[name], rest, value, dialect)
     if name in mapper.column_attrs:
+        _check_none(key, value)  # (a feature says so in its own words)
         column = getattr(entity, name)
         if isinstance(column.type, JSON):
             return _json_condition(column, rest, value, dialect)
@@ -155,6 +150,15 @@ def condition(
     if extra is not None:
         return extra
     raise InvalidArgument(model._unknown_name_message(name, f"{key}={short_repr(value)}"))
+
+
+def _check_none(key: str, value: Any) -> None:
+    lookup = key.rsplit("__", 1)[-1] if "__" in key else "exact"
+    if value is None and lookup in LOOKUPS and lookup not in ("exact", "isnull"):
+        raise InvalidArgument(
+            f"{key}=None: None has no order and holds no text, so it compares with nothing. "
+            "To find missing values, use __isnull=True."
+        )
 
 
 def _holds_nan(value: Any) -> bool:
@@ -207,6 +211,11 @@ def _check_column_value(
                     raise InvalidArgument(
                         f"{where}__{lookup} takes single values, not {short_repr(item)}."
                     )
+                if item is not None and not _fits(python_type, item):
+                    raise InvalidArgument(
+                        f"{where}__{lookup}: {short_repr(item)} cannot be compared with "
+                        f"{where}, which holds {python_type.__name__} values."
+                    )
                 if python_type is int and isinstance(item, int):
                     _check_int64(where, item)
         return
@@ -232,8 +241,9 @@ def _check_int64(where: str, value: int) -> None:
 
 def _mismatch(python_type: type, lookup: str, value: Any) -> str | None:
     """What is wrong with comparing a text, flag or date column with ``value``, or None."""
-    containers = dict | list | tuple | set | frozenset
-    if python_type is str and lookup in LOOKUP_ORDER and isinstance(value, containers):
+    if lookup in TEXT_LOOKUPS and python_type is not str:
+        return f"holds {python_type.__name__} values: __{lookup} is for text fields"
+    if python_type is str and lookup in LOOKUP_ORDER and not _fits(str, value):
         return "holds text: compare it with a str"
     if python_type is bool and not isinstance(value, bool):
         return "is True or False: compare it with a bool"
@@ -243,6 +253,20 @@ def _mismatch(python_type: type, lookup: str, value: Any) -> str | None:
 
 
 LOOKUP_ORDER = ("exact", "gt", "gte", "lt", "lte")  # the lookups that compare one value
+TEXT_LOOKUPS = ("iexact", "contains", "icontains", "startswith", "istartswith", "endswith")
+TEXT_LOOKUPS += ("iendswith",)
+
+
+def _fits(python_type: type, item: Any) -> bool:
+    """Whether one item of an ``__in`` or ``__range`` list can be compared with the column
+    (numbers are checked where IN lists are built, ``core.db.in_values``)."""
+    if python_type is str:  # an int is compared as its text (``uid__in=[...]`` of numbers)
+        return isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool))
+    if python_type is bool:
+        return isinstance(item, bool)
+    if python_type is dt.datetime:
+        return _is_date_like(item)
+    return True
 
 
 def _is_date_like(value: Any) -> bool:

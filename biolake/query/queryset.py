@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from sqlalchemy import Select, and_, bindparam, false, func, not_, select
 
 from biolake.core.connect import current_instance
+from biolake.core.values import text_problem
 from biolake.errors import InvalidArgument, did_you_mean
 from biolake.query.frames import fetch_raw, frame
 from biolake.query.lookups import check_text, condition
@@ -398,7 +399,8 @@ def _plain_match(type_: Any, value: Any) -> bool:
     from sqlalchemy import Boolean, Integer, String
 
     if type(value) is str:
-        return isinstance(type_, String) and "\x00" not in value  # NUL: the general path says why
+        # NUL or a lone surrogate: the general path says why neither is ever stored
+        return isinstance(type_, String) and text_problem(value) is None
     if type(value) is bool:
         return isinstance(type_, Boolean)
     return type(value) is int and isinstance(type_, Integer)

@@ -287,11 +287,14 @@ def check_after_kill(where: str, tally: Tally) -> None:
     import biolake as ln
 
     report = ln.check()
+    seen: Counter[str] = Counter()
     for finding in report.findings:
         if finding.kind in LEFTOVERS:
-            tally.leftovers[finding.kind] += 1
+            seen[finding.kind] += 1
         else:
             tally.findings.append(f"{where}: check found {finding.kind}: {finding.what}")
+    for kind, count in seen.items():  # the most seen after one kill
+        tally.leftovers[kind] = max(tally.leftovers[kind], count)
 
 
 @dataclass
@@ -300,14 +303,14 @@ class Tally:
     completed: int = 0  # rounds whose kill point came after the save
     outcomes: Counter[str] = field(default_factory=Counter)
     findings: list[str] = field(default_factory=list)
-    leftovers: Counter[str] = field(default_factory=Counter)  # check findings, summed over kills
+    leftovers: Counter[str] = field(default_factory=Counter)  # the most check saw after a kill
 
     def summary(self) -> str:
         total = sum(self.kills.values())
         by = ", ".join(f"{k} {v}" for k, v in sorted(self.kills.items()))
         return (
             f"{total} kills ({by}); {self.completed} saves outlived their kill point; outcomes "
-            f"{dict(self.outcomes)}; leftovers check saw after the kills {dict(self.leftovers)}; "
+            f"{dict(self.outcomes)}; most leftovers after one kill {dict(self.leftovers)}; "
             f"{len(self.findings)} findings"
         )
 
