@@ -253,8 +253,9 @@ def _mismatch(python_type: type, lookup: str, value: Any) -> str | None:
 
 
 LOOKUP_ORDER = ("exact", "gt", "gte", "lt", "lte")  # the lookups that compare one value
-TEXT_LOOKUPS = ("iexact", "contains", "icontains", "startswith", "istartswith", "endswith")
-TEXT_LOOKUPS += ("iendswith",)
+TEXT_LOOKUPS = frozenset(
+    ("iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith")
+)
 
 
 def _fits(python_type: type, item: Any) -> bool:
