@@ -119,12 +119,15 @@ def _source(artifact: Artifact) -> str:
     return artifact._source
 
 
-def _store_one(instance: Instance, artifact: Artifact, *, replace: bool = False) -> StoredObject:
-    """Store the artifact's source; ``replace``: over the damaged object of its key."""
+def _store_one(
+    instance: Instance, artifact: Artifact, *, replace: str | None = None
+) -> StoredObject:
+    """Store the artifact's source; ``replace`` (the hash the source had when it was first
+    stored): over the damaged object of its key, if the source still has that hash."""
     source = Path(_source(artifact))
     storage = instance.storage
-    if replace:
-        return storage.replace(source, artifact.suffix)
+    if replace is not None:
+        return storage.replace(source, artifact.suffix, replace)
     if source.is_dir():
         return storage.put_folder(source, artifact.suffix)
     return storage.put_file(source, artifact.suffix)
@@ -406,7 +409,7 @@ def _ensure_intact(
             f"the stored object {obj.key} no longer held the bytes of its hash (changed in "
             f"place): stored again from {_source(artifact)}"
         )
-        return _store_one(instance, artifact, replace=True)
+        return _store_one(instance, artifact, replace=obj.hash)
     return obj._replace(fingerprint=check.fingerprint)  # None if too fresh to vouch for
 
 

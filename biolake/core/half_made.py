@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from biolake.core.instance import CONFIG_FILE
+
 
 def made_dirs(path: Path) -> list[Path]:
     """``path`` and its ancestors that do not exist yet, innermost first: what creating
@@ -49,13 +51,18 @@ def _remove_unmigrated(db_file: Path) -> None:
 
 
 def _has_schema(db_file: Path) -> bool:
+    """Whether the file holds a migrated schema; True when in doubt (locked, unreadable): a
+    file is deleted only when it surely holds nothing."""
+    if (db_file.parent / CONFIG_FILE).exists():
+        return True  # another init of this folder finished: the instance is real
     try:
         conn = sqlite3.connect(f"file:{quote(str(db_file))}?mode=ro", uri=True)
     except sqlite3.Error:
-        return False
+        return True
     try:
-        return conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.Error:
-        return False
+        return True
     finally:
         conn.close()
+    return bool(tables)

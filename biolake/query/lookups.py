@@ -390,7 +390,8 @@ def _json_condition(column: Any, rest: list[str], value: Any, dialect: str) -> A
     if lookup == "isnull":
         present = json_value(column, path, "any", dialect)
         return present.is_(None) if value else present.is_not(None)
-    scalars = value if lookup in ("in", "range") and isinstance(value, list | tuple) else [value]
+    listed = isinstance(value, list | tuple | set | frozenset)
+    scalars = value if lookup in ("in", "range") and listed else [value]
     if any(isinstance(v, list | tuple | set | frozenset | dict) for v in scalars):
         raise InvalidArgument(
             f"{column.key}__{'__'.join(rest)}={short_repr(value)}: a JSON value is compared "
@@ -416,7 +417,7 @@ def _holds(value: Any, kind: type) -> bool:
 def json_kind(value: Any) -> str:
     """Which SQL type a JSON value compares as."""
     probe = value
-    if isinstance(value, list | tuple | set) and value:
+    if isinstance(value, list | tuple | set | frozenset) and value:
         probe = next(iter(value))
     if isinstance(probe, bool):
         return "bool"

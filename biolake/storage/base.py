@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from biolake.errors import ValidationError
+from biolake.errors import StorageError, ValidationError
 from biolake.storage.fingerprints import ObjectCheck, check_object
 from biolake.storage.hashing import ALGORITHM, hash_hex, hash_path
 
@@ -92,6 +92,16 @@ def check_suffix(suffix: str) -> str:
     return suffix
 
 
+def check_unchanged(src: str | os.PathLike[str], found: str, expected: str | None) -> None:
+    """A repair stores the bytes it was asked to repair, or nothing: a source that changed
+    since would replace another object than the one found damaged (outside its lock)."""
+    if expected is not None and found != expected:
+        raise StorageError(
+            f"{str(src)!r} changed while it was being saved (its content no longer hashes to "
+            f"{expected}): save it again once nothing writes to it."
+        )
+
+
 def check_key(key: str) -> str:
     """Return ``key`` if it is a relative POSIX key inside the storage; raise ValidationError."""
     parts = key.split("/")
@@ -149,14 +159,19 @@ class Storage(ABC):
         with ThreadPoolExecutor(max_workers=2) as pool:
             return list(pool.map(put, sources))
 
-    def replace(self, src: Path, suffix: str = "") -> StoredObject:
+    def replace(self, src: Path, suffix: str, expected_hash: str) -> StoredObject:
         """Store ``src`` under its content key, replacing the damaged object stored there.
 
         Only for an object found to no longer match its hash, and under the lock that guards
-        its key's bytes (a permanent delete may otherwise remove the repaired object)."""
+        its key's bytes (a permanent delete may otherwise remove the repaired object). The
+        source must still hash to ``expected_hash``, else StorageError and nothing changes."""
         put = self.put_folder if Path(src).is_dir() else self.put_file
-        self.delete(put(src, suffix).key)
-        return put(src, suffix)
+        first = put(src, suffix)
+        check_unchanged(src, first.hash, expected_hash)
+        self.delete(first.key)
+        again = put(src, suffix)
+        check_unchanged(src, again.hash, expected_hash)
+        return again
 
     def fingerprint(self, key: str) -> str | None:
         """The object's cheap fingerprint now (one ``stat`` for a file), or None for a backend
@@ -170,8 +185,14 @@ class Storage(ABC):
         return check_object(self, key, hash_, recorded)
 
     def rehash(self, key: str) -> str:
-        """The hash of the bytes stored under ``key`` now, read in full."""
-        return hash_path(self.local_path(key))
+        """The hash of the bytes stored under ``key`` now, read in full. A stored folder that
+        now holds what no saved folder may (a link, a FIFO) has no hash: the text returned
+        says why, and matches no hash, so the object counts as damaged."""
+        path = self.local_path(key)
+        try:
+            return hash_path(path)
+        except ValidationError as exc:
+            return f"unreadable: {exc}"
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:

@@ -52,6 +52,7 @@ from biolake.storage.base import (
     StoredObject,
     check_key,
     check_suffix,
+    check_unchanged,
     object_key,
 )
 from biolake.storage.fingerprints import file_fingerprint, fingerprint_of, folder_fingerprint
@@ -244,7 +245,9 @@ class LocalStorage(Storage):
     def put_folder(self, src: Path, suffix: str = "") -> StoredObject:
         return self._put_folder(src, suffix, replace=False)
 
-    def _put_folder(self, src: Path, suffix: str, replace: bool) -> StoredObject:
+    def _put_folder(
+        self, src: Path, suffix: str, replace: bool, expected_hash: str | None = None
+    ) -> StoredObject:
         check_suffix(suffix)
         with open_folder(src) as folder:  # rejects bad content before anything is written
             tmp = self._tmp_path()
@@ -266,6 +269,7 @@ class LocalStorage(Storage):
                     fsync_tree_dirs(tmp)
                 key = object_key(hasher.hash(), suffix)
                 if replace:
+                    check_unchanged(src, hasher.hash(), expected_hash)
                     self.delete(key)
                 existed = self._publish_folder(tmp, self.path / key)
             finally:
@@ -293,16 +297,17 @@ class LocalStorage(Storage):
             fsync_dir(final.parent)
         return False
 
-    def replace(self, src: Path, suffix: str = "") -> StoredObject:
+    def replace(self, src: Path, suffix: str, expected_hash: str) -> StoredObject:
         """Store ``src`` again over the damaged object of its key: a file in one atomic rename,
         a folder by deleting the damaged one first (see ``Storage.replace``)."""
         src = Path(src)
         if src.is_dir():
-            return self._put_folder(src, suffix, replace=True)
+            return self._put_folder(src, suffix, replace=True, expected_hash=expected_hash)
         check_suffix(suffix)
         tmp = self._tmp_path()
         try:
             digest, copied = write_read_only_copy(src, tmp, fsync=self.fsync)
+            check_unchanged(src, digest.hash, expected_hash)
             key = object_key(digest.hash, suffix)
             final = self.path / key
             self._make_shard(final.parent)

@@ -282,3 +282,19 @@ def test_rows_without_a_fingerprint_still_refuse_damaged_bytes(instance, tmp_pat
     assert recorded_fingerprints(instance, artifact.storage_key) == [None]
     assert ln.Artifact(source, key="x.txt").save() == artifact  # and a re-save repairs it
     assert artifact.load() == CONTENT.decode()
+
+
+def test_a_link_added_inside_a_stored_folder_is_damage_and_a_resave_repairs_it(
+    instance, tmp_path: Path
+) -> None:
+    src = tmp_path / "f.zarr"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    folder = ln.Artifact(src, key="f.zarr").save()
+    stored = instance.storage.local_path(folder.storage_key)
+    os.chmod(stored, 0o755)
+    os.symlink("/etc/passwd", stored / "evil")
+    with pytest.raises(CorruptObjectError, match=r"f\.zarr"):
+        folder.cache()
+    assert ln.Artifact(src, key="f.zarr").save() == folder
+    assert sorted(p.name for p in folder.cache().iterdir()) == ["a.txt"]

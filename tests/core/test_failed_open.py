@@ -275,3 +275,25 @@ def test_a_failed_postgres_init_leaves_the_folder_and_database_as_they_were(
 def _tables(url: str) -> list[str]:
     query = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
     return [row[0] for row in _schema_sql(url, query)]
+
+
+def test_a_failed_init_keeps_a_database_it_cannot_read(tmp_path) -> None:
+    """In doubt (a locked or unreadable file), a failed init's clean-up keeps the file."""
+    import sqlite3
+
+    from biolake.core.half_made import remove_half_made
+
+    meta = tmp_path / "data" / ".biolake"
+    meta.mkdir(parents=True)
+    db_file = meta / "biolake.db"
+    writer = sqlite3.connect(db_file, isolation_level=None)
+    writer.execute("PRAGMA locking_mode=EXCLUSIVE")
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("CREATE TABLE kept (x)")
+    try:
+        remove_half_made([meta], db_file)
+        assert db_file.exists()
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    assert sqlite3.connect(db_file).execute("SELECT count(*) FROM kept").fetchone() == (0,)

@@ -800,3 +800,10 @@ def test_booleans_have_no_order_in_json_filters(instance: Any) -> None:
     with pytest.raises(InvalidArgument, match="true and false have no order"):
         ln.Run.filter(params__lr__gte=False).count()
     assert ln.Artifact.filter(created_at__gt="2020-01-01").count() == 0  # ISO text is fine
+
+
+def test_json_in_takes_sets_and_tuples(instance: Any) -> None:
+    transform = ln.Transform(key="sets.py").save()
+    run = ln.Run(transform=transform, params={"lr": 0.1}).save()
+    for values in ({0.1, 0.2}, frozenset({0.1}), (0.1, 0.3), [0.1]):
+        assert ln.Run.filter(params__lr__in=values).one() == run

@@ -316,10 +316,29 @@ def test_replace_stores_the_good_bytes_over_a_damaged_object(
         with open(target, "r+b") as f:
             f.write(b"X")
         assert storage.check(stored.key, stored.hash, stored.fingerprint).intact is False
-    repaired = storage.replace(src, suffix)
+    repaired = storage.replace(src, suffix, stored.hash)
     assert repaired.key == stored.key and storage.rehash(stored.key) == stored.hash
     assert storage.check(stored.key, stored.hash, repaired.fingerprint) == (True, None, None)
     assert list(storage.iter_keys()) == [stored.key] and leftovers(storage) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_replace_refuses_a_source_that_changed(storage: Storage, tmp_path: Path, kind: str) -> None:
+    """A repair from a source that changed since would replace another object than the damaged
+    one, outside that object's lock: refused, and nothing changes."""
+    if kind == "file":
+        src, suffix = write(tmp_path / "a.csv", b"abc"), ".csv"
+        stored = storage.put_file(src, suffix)
+        write(src, b"abd")
+    else:
+        src, suffix = write_tree(tmp_path / "tree", FILES), ".zarr"
+        stored = storage.put_folder(src, suffix)
+        write(src / "a.txt", b"changed")
+    other = storage.put_folder(src, suffix) if kind == "folder" else storage.put_file(src, suffix)
+    with pytest.raises(StorageError, match="changed while it was being saved"):
+        storage.replace(src, suffix, stored.hash)
+    assert sorted(storage.iter_keys()) == sorted([stored.key, other.key])
+    assert storage.rehash(other.key) == other.hash and leftovers(storage) == []
 
 
 @pytest.mark.parametrize("size", [0, 100, 4096, 2 * CHUNK_SIZE + 4097])
