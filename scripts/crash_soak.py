@@ -6,9 +6,9 @@ The same harness as ``tests/artifacts/test_crash_safety.py`` (``tests/artifacts/
 crash_harness.py``), at a large budget: saves of a 9 MB file, bulk saves of 20 files, folders
 and AnnData, each killed with SIGKILL at a random real event (a write of the copy, an fsync, the
 publish, before or after a commit) or a random moment, then schema migrations killed the same
-way. Stops at the first finding; at the end prints the kills by scenario and point, what each
-round left, and the leftovers (unreferenced objects, temp files) that ``ln.check --repair``
-would remove.
+way (on PostgreSQL in batches, each on a new database). Stops at the first finding; prints the
+kills by scenario and point, what each round left, the leftovers (unreferenced objects, temp
+files) that ``ln.check --repair --yes`` removes, and a full rehash afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from crash_harness import Tally, audit, kill_migrations, kill_rounds
 import biolake as ln
 
 SCENARIOS = ["file", "bulk", "folder", "anndata"]
+# PostgreSQL keeps a slot for every dropped column (at most 1,600 per table, even after VACUUM
+# FULL), and each downgrade-upgrade round drops and adds the columns of two migrations: so the
+# migration rounds run on a fresh database every this many rounds.
+PG_MIGRATION_ROUNDS = 40
 
 
 def _postgres_database(url: str) -> str:
@@ -51,7 +55,6 @@ def main(argv: list[str]) -> None:
         tally = Tally()
         start = time.monotonic()
         kill_rounds(instance, Path(tmp) / "inputs", SCENARIOS, args.kills, args.seed, tally)
-        kill_migrations(instance, args.migration_kills, args.seed, tally)
         left = audit(instance, set())
         backend = "PostgreSQL" if db else "SQLite"
         print(f"{backend}, seed {args.seed}, {time.monotonic() - start:.0f} s")
@@ -64,6 +67,17 @@ def main(argv: list[str]) -> None:
         print(f"check --repair --yes: {len(repaired.findings)} findings repaired, ok={repaired.ok}")
         final = ln.check(rehash=True)
         print(f"check --rehash afterwards: ok={final.ok}, {len(final.findings)} findings")
+        migrations = Tally()
+        batch = PG_MIGRATION_ROUNDS if args.postgres else args.migration_kills
+        for n, start in enumerate(range(0, args.migration_kills, batch)):
+            db = _postgres_database(args.postgres) if args.postgres else None
+            migrating = ln.setup.init(storage=Path(tmp) / f"migrating{n}", db=db, name=f"mig{n}")
+            for i in range(3):
+                (Path(tmp) / f"kept{i}.txt").write_text(f"kept {i} in {n}")
+                ln.Artifact(Path(tmp) / f"kept{i}.txt", key=f"kept/{i}.txt").save()
+            rounds = min(batch, args.migration_kills - start)
+            kill_migrations(migrating, rounds, args.seed + n, migrations)
+        print(migrations.summary())
         ln.setup.close()
 
 
