@@ -102,7 +102,7 @@ def bench(db_label: str) -> None:
     seed_id = ln.Artifact.filter().order_by("id").first().id
     firsts = [ln.Artifact.get(seed_id + 1 + p * LAYERS * WIDTH) for p in picks]
     lasts = [ln.Artifact.get(seed_id + (p + 1) * LAYERS * WIDTH) for p in picks]
-    sizes = {len(a.descendants(depth=10).to_list()) for a in firsts}
+    sizes = "/".join(map(str, sorted({len(a.descendants(depth=10).to_list()) for a in firsts})))
     it = iter(firsts * 3)
     down = median_seconds(lambda: next(it).descendants(depth=10).to_list(), 25)
     report(f"descendants(depth=10).to_list() ({sizes} artifacts)", down * 1e3, "ms",
