@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from biolake.errors import ValidationError
+from biolake.errors import ValidationError, short_repr
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -59,12 +59,7 @@ def json_problem(value: Any) -> str | None:
             if problem is not None:
                 return problem
         return None
-    return f"a {type(value).__name__} ({short(value)})"
-
-
-def short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"a {type(value).__name__} ({short_repr(value, 40)})"
 
 
 def fits_int64(value: int) -> bool:
@@ -113,8 +108,9 @@ def checked_params(params: Any) -> dict[str, Any] | None:
         problem = json_problem(value)
         if problem is not None:
             raise ValidationError(
-                f"params[{name!r}] = {short(value)} is not JSON (str, int, float, bool, None, "
-                f"lists and dicts with str keys of them; no NaN or infinity): it holds {problem}. "
+                f"params[{name!r}] = {short_repr(value, 40)} is not JSON (str, int, float, bool, "
+                f"None, lists and dicts with str keys of them; no NaN or infinity): it holds "
+                f"{problem}. "
                 "Store it as a string, or as an artifact and pass its uid."
             )
     return {name: signless_zeros(value) for name, value in params.items()}

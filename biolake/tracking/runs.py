@@ -24,7 +24,6 @@ from biolake.core.inserts import insert_new
 from biolake.core.instance import Instance
 from biolake.core.log import logger
 from biolake.core.schema.base import utcnow
-from biolake.core.values import checked_params
 from biolake.errors import IntegrityError
 from biolake.storage.hashing import hash_bytes
 from biolake.tracking import heartbeat, run_files
@@ -53,7 +52,7 @@ def new_run(
 ) -> Any:
     """Insert a ``started`` run of ``transform`` in this process. ``place`` is where it runs
     (see ``place_of``); a nested call takes its caller's."""
-    run = models.run(transform=transform, params=checked_params(params))
+    run = models.run(transform=transform, params=params)  # Run checks params as they are set
     run.initiated_by_run = initiated_by
     run.status = "started"
     run.started_at = run.heartbeat_at = utcnow()
